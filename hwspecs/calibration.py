@@ -1,0 +1,90 @@
+"""Calibration profiles: the fitted effect parameters of the performance model.
+
+``Hardware`` (the datasheet) is never mutated: a ``Calibration`` is a separate, optional input. Each
+parameter below is one effect from DESIGN.md "What the model must capture"; its default is a public
+measurement (see ../shared/reference/hardware.md §3, §6) so an uncalibrated device still gets a
+realistic prediction. ``hwperf calibrate`` fits them per implementation ("vendor": cuBLAS / SDPA /
+``copy_``; "triton": hwperf's own kernels) and writes ``hwspecs/calibration/<hardware-id>.yaml``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+IMPLS = ("vendor", "triton")
+
+
+class EffectParams(BaseModel):
+    """Effect parameters of one kernel implementation on one device. Fractions are of datasheet peaks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Achievable ceilings. GEMM: MAMF finder measured 0.80 of dense bf16 peak on H100 SXM, 0.87 on A100.
+    gemm_efficiency_frac: float = Field(default=0.80, gt=0, le=1.2)
+    # Output tile the GEMM library picks for large shapes; drives tile and wave quantization
+    # (NVIDIA Matrix Multiplication Background guide, DU-09799-001 §3.1-3.2).
+    gemm_tile_m: int = Field(default=128, gt=0)
+    gemm_tile_n: int = Field(default=256, gt=0)
+    # Skinny GEMMs (decode, M ≤ ~64) stream weights at 0.79-0.92 of HBM (vidur H100 profiles, H100 run).
+    gemv_efficiency_frac: float = Field(default=0.80, gt=0, le=1.2)
+    # Large device-to-device copies reach 0.89-0.90 of HBM spec on H100 (H100 run; STREAM on A100 0.85-0.97).
+    memory_efficiency_frac: float = Field(default=0.88, gt=0, le=1.2)
+    # Elementwise/norm kernels move bytes less efficiently than a pure copy.
+    elementwise_efficiency_frac: float = Field(default=0.70, gt=0, le=1.2)
+    # Fixed per-kernel time (launch + ramp + tail), seen by CUDA events; te42kyfo gpu-small-kernels fit ≈ 2-5 µs.
+    kernel_latency_s: float = Field(default=4.0e-6, ge=0)
+    # Sharpness of the compute↔memory knee: t = (t_c^p + t_m^p)^(1/p); p → ∞ is the plain max().
+    roofline_knee_exponent: float = Field(default=4.0, ge=1)
+    # Flash-attention forward reaches 0.35 (FA2) to 0.75 (FA3) of H100 dense peak.
+    attention_prefill_efficiency_frac: float = Field(default=0.45, gt=0, le=1.2)
+    # Decode attention streams KV at up to this fraction of HBM once the GPU is full ...
+    attention_decode_efficiency_frac: float = Field(default=0.80, gt=0, le=1.2)
+    # ... and the GPU is full when (sequences × kv-heads × splits) ≥ n_sms × ctas_per_sm.
+    attention_decode_splits: float = Field(default=1.0, gt=0)
+    attention_decode_ctas_per_sm: float = Field(default=2.0, gt=0)
+    # Host↔device over PCIe: pinned ≈ 0.87 of Gen5 x16 (55/63 GB/s), pageable far lower.
+    h2d_pinned_efficiency_frac: float = Field(default=0.85, gt=0, le=1.2)
+    h2d_pageable_efficiency_frac: float = Field(default=0.40, gt=0, le=1.2)
+    # Per-op host overhead: PyTorch eager ≈ 10.9 µs/op, CUDA-graph replay ≈ 1.0 µs/kernel (H100 run).
+    eager_launch_overhead_s: float = Field(default=10.0e-6, ge=0)
+    graph_launch_overhead_s: float = Field(default=1.0e-6, ge=0)
+    # Sustained compute-bound work at the power limit: H100 SXM bf16 GEMMs settle at 0.67-0.70 of peak
+    # vs 0.83 burst, i.e. a clock ≈ 0.82 of boost; the clock decays with this time constant.
+    sustained_clock_frac: float = Field(default=0.82, gt=0, le=1)
+    power_throttle_time_constant_s: float = Field(default=0.5, gt=0)
+    # Collective (all-reduce) bus bandwidth over NVLink: 0.78-0.82 of per-direction link rate.
+    link_efficiency_frac: float = Field(default=0.80, gt=0, le=1.2)
+
+
+class Provenance(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    date: str
+    device_name: str
+    driver: str
+    torch: str
+    triton: str
+    git_sha: str
+    method: str = Field(description="how the parameters were fitted")
+    n_fit_cases: int = Field(ge=0)
+    n_score_cases: int = Field(ge=0)
+    notes: str = ""
+
+
+class Calibration(BaseModel):
+    """A fitted profile for one hardware id: effect parameters per kernel implementation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    hardware_id: str
+    provenance: Provenance | None = None
+    vendor: EffectParams = EffectParams()
+    triton: EffectParams = EffectParams()
+
+    def params(self, impl: str) -> EffectParams:
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+        return getattr(self, impl)
+
+
+DEFAULT_CALIBRATION = Calibration(hardware_id="default")

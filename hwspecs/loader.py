@@ -1,0 +1,143 @@
+"""Loading and writing spec files. The only file I/O of hwspecs; everything else is pure data."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from hwspecs.calibration import Calibration
+from hwspecs.schema import Hardware, HostMemory, Link, Storage, System
+
+DEVICES_DIR = Path(__file__).parent / "devices"
+CALIBRATION_DIR = Path(__file__).parent / "calibration"
+
+_KINDS = {"gpu": Hardware, "link": Link, "host_memory": HostMemory, "ssd": Storage, "csd": Storage,
+          "system": System}
+AnySpec = Hardware | Link | HostMemory | Storage | System
+
+
+class SpecError(ValueError):
+    """A spec id, file or field is wrong. The message names the field and what is allowed."""
+
+
+def _format_validation(err: ValidationError, where: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        parts.append(f"{loc}: {e['msg']}")
+    return f"{where}: " + "; ".join(parts)
+
+
+def load_yaml_file(path: str | Path) -> AnySpec:
+    """Parse and validate one spec file. Raises SpecError naming the file and the bad field."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise SpecError(f"cannot read spec file {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: malformed YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
+    kind = data.get("kind")
+    if kind not in _KINDS:
+        raise SpecError(f"{path}: field 'kind' must be one of {', '.join(_KINDS)}, got {kind!r}")
+    try:
+        return _KINDS[kind].model_validate(data)
+    except ValidationError as e:
+        raise SpecError(_format_validation(e, str(path))) from None
+
+
+@lru_cache(maxsize=None)
+def _builtin(spec_id: str) -> AnySpec:
+    return load_yaml_file(DEVICES_DIR / f"{spec_id}.yaml")
+
+
+def available(kind: str | None = None) -> list[str]:
+    """Ids of the built-in specs, optionally only one kind ("gpu", "link", "host_memory", "ssd", "csd", "system")."""
+    ids = sorted(p.stem for p in DEVICES_DIR.glob("*.yaml"))
+    if kind is None:
+        return ids
+    if kind not in _KINDS:
+        raise SpecError(f"kind must be one of {', '.join(_KINDS)}, got {kind!r}")
+    return [i for i in ids if _builtin(i).kind == kind]
+
+
+def load(id_or_path: str | os.PathLike) -> AnySpec:
+    """A built-in spec by id (``"h100-sxm5-80gb"``) or a user's YAML file by path."""
+    text = str(id_or_path)
+    if text.endswith((".yaml", ".yml")) or os.sep in text:
+        return load_yaml_file(text)
+    if not (DEVICES_DIR / f"{text}.yaml").is_file():
+        raise SpecError(f"unknown hardware id {text!r}; known ids: {', '.join(available())}")
+    return _builtin(text)
+
+
+def resolve_hardware(hardware: str | Hardware) -> Hardware:
+    """Accept a Hardware or a GPU id/path; a System resolves to its accelerator."""
+    if isinstance(hardware, Hardware):
+        return hardware
+    if isinstance(hardware, System):
+        return resolve_hardware(hardware.accelerator)
+    if not isinstance(hardware, (str, os.PathLike)):
+        raise SpecError(f"hardware must be an id string or a Hardware, got {type(hardware).__name__}")
+    spec = load(hardware)
+    if isinstance(spec, System):
+        return resolve_hardware(spec.accelerator)
+    if not isinstance(spec, Hardware):
+        raise SpecError(f"hardware {str(hardware)!r} is a {spec.kind}, not a gpu; gpu ids: "
+                        f"{', '.join(available('gpu'))}")
+    return spec
+
+
+def calibration_path(hardware_id: str) -> Path:
+    return CALIBRATION_DIR / f"{hardware_id}.yaml"
+
+
+def load_calibration(hardware_id_or_path: str | os.PathLike) -> Calibration | None:
+    """The committed calibration for a hardware id (None when there is none), or a calibration file by path."""
+    text = str(hardware_id_or_path)
+    path = Path(text) if text.endswith((".yaml", ".yml")) else calibration_path(text)
+    if not path.is_file():
+        if path == Path(text):
+            raise SpecError(f"calibration file {path} does not exist")
+        return None
+    return _load_calibration_file(str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _load_calibration_file(path: str, _mtime_ns: int) -> Calibration:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: malformed YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping of fields")
+    try:
+        return Calibration.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(_format_validation(e, path)) from None
+
+
+def write_calibration(calibration: Calibration, path: str | os.PathLike | None = None) -> Path:
+    """Validate and write atomically (temp file in the same folder + rename): never half-written."""
+    path = Path(path) if path is not None else calibration_path(calibration.hardware_id)
+    Calibration.model_validate(calibration.model_dump())  # round-trip check before touching disk
+    text = yaml.safe_dump(calibration.model_dump(mode="json"), sort_keys=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
