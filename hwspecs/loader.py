@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +26,23 @@ class SpecError(ValueError):
     """A spec id, file or field is wrong. The message names the field and what is allowed."""
 
 
+class _SpecYamlLoader(yaml.SafeLoader):
+    """SafeLoader that reads YAML 1.2 floats. PyYAML follows YAML 1.1, where ``3.35e12`` (no signed
+    exponent) and ``450e9`` (no dot) are *strings*: float fields only survived by pydantic's string
+    coercion, and an int field written in e-notation (``capacity_bytes: 3.84e12``) was rejected."""
+
+
+_SpecYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _parse_yaml(text: str):
+    return yaml.load(text, Loader=_SpecYamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _format_validation(err: ValidationError, where: str) -> str:
     parts = []
     for e in err.errors():
@@ -37,7 +55,7 @@ def load_yaml_file(path: str | Path) -> AnySpec:
     """Parse and validate one spec file. Raises SpecError naming the file and the bad field."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _parse_yaml(path.read_text())
     except OSError as e:
         raise SpecError(f"cannot read spec file {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
@@ -113,7 +131,7 @@ def load_calibration(hardware_id_or_path: str | os.PathLike) -> Calibration | No
 @lru_cache(maxsize=64)
 def _load_calibration_file(path: str, _mtime_ns: int) -> Calibration:
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = _parse_yaml(Path(path).read_text())
     except yaml.YAMLError as e:
         raise SpecError(f"{path}: malformed YAML: {e}") from None
     if not isinstance(data, dict):
@@ -127,7 +145,10 @@ def _load_calibration_file(path: str, _mtime_ns: int) -> Calibration:
 def write_calibration(calibration: Calibration, path: str | os.PathLike | None = None) -> Path:
     """Validate and write atomically (temp file in the same folder + rename): never half-written."""
     path = Path(path) if path is not None else calibration_path(calibration.hardware_id)
-    Calibration.model_validate(calibration.model_dump())  # round-trip check before touching disk
+    try:  # round-trip check before touching disk (catches values set without validation)
+        Calibration.model_validate(calibration.model_dump())
+    except ValidationError as e:
+        raise SpecError(_format_validation(e, f"calibration for {path}")) from None
     text = yaml.safe_dump(calibration.model_dump(mode="json"), sort_keys=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
