@@ -1,0 +1,210 @@
+"""Dense GEMM, C = A @ B, in Triton: the matrix-multiply workload of every linear layer.
+
+Anatomy (as in Triton's matmul tutorial): ``_matmul_kernel`` → ``matmul`` (checks, allocates,
+launches) → ``reference`` (fp32 torch). ``flops`` and ``hbm_bytes`` give the counts that turn a
+measured time into an achieved rate. Nothing runs at import.
+
+Each program computes one BLOCK_M × BLOCK_N tile of C, stepping through K in BLOCK_K slices with an
+fp32 accumulator. Tiles are visited in groups of GROUP_M rows ("grouped ordering") so that programs
+running at the same time share A row-panels and B column-panels in L2. The autotuner picks from
+large tiles for prefill-sized M and thin tiles (BLOCK_M 16..64) for decode-sized M (1..64).
+"""
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+# Read once, at import, like Triton itself (TRITON_INTERPRET is read when a kernel is decorated).
+_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+_FP8 = torch.float8_e4m3fn
+_SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, _FP8)
+
+
+def _gpu_configs() -> list[triton.Config]:
+    """Candidate tiles for sm_80/sm_90. Shared memory per stage = (BM + BN) · BK · in_bytes."""
+
+    def cfg(bm, bn, bk, warps, stages, group=8):
+        return triton.Config(
+            {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group},
+            num_warps=warps,
+            num_stages=stages,
+        )
+
+    return [
+        # Prefill-sized M: big tiles keep the tensor cores fed (128×256×64 is the Hopper sweet spot).
+        cfg(128, 256, 64, 8, 3),
+        cfg(128, 256, 64, 8, 4),
+        cfg(256, 128, 64, 8, 3),
+        cfg(256, 128, 64, 8, 4),
+        cfg(128, 128, 64, 8, 4),
+        cfg(128, 128, 64, 4, 4),
+        cfg(128, 128, 128, 8, 3),
+        cfg(128, 64, 64, 4, 4),
+        cfg(64, 256, 64, 4, 4),
+        cfg(64, 128, 64, 4, 4),
+        # Decode-sized M (1..64): thin tiles and deep K slices; the problem is reading B once.
+        cfg(16, 64, 128, 4, 4),
+        cfg(16, 128, 128, 4, 4),
+        cfg(16, 256, 64, 4, 4),
+        cfg(32, 64, 128, 4, 4),
+        cfg(32, 128, 128, 4, 4),
+        cfg(64, 64, 128, 4, 4),
+        cfg(64, 128, 128, 4, 3),
+    ]
+
+
+def _prune_configs(configs, named_args, **kwargs):
+    """Keep thin tiles for small M and wide tiles for large M: halves autotuning time."""
+    m = named_args["M"]
+    m_pow2 = max(16, triton.next_power_of_2(m))
+    if m <= 64:
+        kept = [c for c in configs if c.kwargs["BLOCK_M"] <= m_pow2 and c.kwargs["BLOCK_M"] <= 64]
+    else:
+        kept = [c for c in configs if c.kwargs["BLOCK_M"] >= 64]
+    return kept or configs
+
+
+if _INTERPRET:
+    # The interpreter cannot benchmark configs (toolchain.md pitfall 2): one config, small tiles.
+    _CONFIGS = [
+        triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}, num_warps=4)
+    ]
+    _PRUNE = None
+else:
+    _CONFIGS = _gpu_configs()
+    _PRUNE = {"early_config_prune": _prune_configs}
+
+
+@triton.autotune(configs=_CONFIGS, key=["M", "N", "K"], prune_configs_by=_PRUNE)
+@triton.heuristics({"EVEN_K": lambda args: args["K"] % args["BLOCK_K"] == 0})
+@triton.jit
+def _matmul_kernel(
+    a_ptr, b_ptr, c_ptr,
+    M, N, K,
+    stride_am, stride_ak,
+    stride_bk, stride_bn,
+    stride_cm, stride_cn,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    EVEN_K: tl.constexpr,
+    DOT_F32: tl.constexpr,
+):
+    # Grouped ordering: program ids walk down GROUP_M tile-rows before moving right, so a wave of
+    # programs touches GROUP_M A-panels and few B-panels instead of one A-panel and all of B.
+    pid = tl.program_id(0)
+    num_pid_m = tl.cdiv(M, BLOCK_M)
+    num_pid_n = tl.cdiv(N, BLOCK_N)
+    num_pid_in_group = GROUP_M * num_pid_n
+    group_id = pid // num_pid_in_group
+    first_pid_m = group_id * GROUP_M
+    group_size_m = min(num_pid_m - first_pid_m, GROUP_M)
+    pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)
+    pid_n = (pid % num_pid_in_group) // group_size_m
+
+    # Row/column indices wrap modulo M/N so loads stay in bounds without masks; the wrapped rows
+    # compute values that the masked store below discards.
+    offs_am = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)) % M
+    offs_bn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)) % N
+    offs_am = tl.max_contiguous(tl.multiple_of(offs_am, BLOCK_M), BLOCK_M)
+    offs_bn = tl.max_contiguous(tl.multiple_of(offs_bn, BLOCK_N), BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    a_ptrs = a_ptr + offs_am[:, None] * stride_am + offs_k[None, :] * stride_ak
+    b_ptrs = b_ptr + offs_k[:, None] * stride_bk + offs_bn[None, :] * stride_bn
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k in range(0, tl.cdiv(K, BLOCK_K)):
+        if EVEN_K:
+            a = tl.load(a_ptrs)
+            b = tl.load(b_ptrs)
+        else:
+            # Ragged K: zero-fill the slice past K so it adds nothing to the dot product.
+            k_left = K - k * BLOCK_K
+            a = tl.load(a_ptrs, mask=offs_k[None, :] < k_left, other=0.0)
+            b = tl.load(b_ptrs, mask=offs_k[:, None] < k_left, other=0.0)
+        if DOT_F32:
+            # Interpreter only: its bf16 arithmetic is wrong (toolchain.md pitfall 1).
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        acc = tl.dot(a, b, acc)
+        a_ptrs += BLOCK_K * stride_ak
+        b_ptrs += BLOCK_K * stride_bk
+
+    offs_cm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_cn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    c_ptrs = c_ptr + offs_cm[:, None] * stride_cm + offs_cn[None, :] * stride_cn
+    c_mask = (offs_cm[:, None] < M) & (offs_cn[None, :] < N)
+    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=c_mask)
+
+
+def output_dtype(in_dtype: torch.dtype) -> torch.dtype:
+    """fp16 → fp16, bf16 → bf16, fp8 e4m3 → bf16."""
+    return torch.bfloat16 if in_dtype == _FP8 else in_dtype
+
+
+def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """C = A @ B with fp32 accumulation.
+
+    Args:
+        a: [M, K], float16 / bfloat16 / float8_e4m3fn, any strides (row-major is fastest).
+        b: [K, N], same dtype and device as ``a``, any strides: a transposed view of an [N, K]
+            weight (``w.t()``) is fine and is the natural layout for fp8.
+    Returns:
+        c: [M, N], contiguous; dtype float16 for float16 inputs, bfloat16 for bfloat16 and
+        float8_e4m3fn inputs (fp8 needs compute capability ≥ 8.9, i.e. Ada/Hopper).
+    """
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        raise TypeError("a and b must be torch.Tensor")
+    if a.ndim != 2:
+        raise ValueError(f"a must be 2-D [M, K], got shape {tuple(a.shape)}")
+    if b.ndim != 2:
+        raise ValueError(f"b must be 2-D [K, N], got shape {tuple(b.shape)}")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(
+            f"inner dimensions differ: a is {tuple(a.shape)} (K={a.shape[1]}), "
+            f"b is {tuple(b.shape)} (K={b.shape[0]})"
+        )
+    if a.dtype not in _SUPPORTED_DTYPES:
+        raise ValueError(f"a.dtype must be one of {_SUPPORTED_DTYPES}, got {a.dtype}")
+    if b.dtype != a.dtype:
+        raise ValueError(f"b.dtype must equal a.dtype ({a.dtype}), got {b.dtype}")
+    if a.device != b.device:
+        raise ValueError(f"a and b must be on one device, got {a.device} and {b.device}")
+    if not _INTERPRET and a.device.type != "cuda":
+        raise ValueError(f"a must be a CUDA tensor (or set TRITON_INTERPRET=1), got {a.device}")
+    if a.dtype == _FP8 and a.device.type == "cuda":
+        cc = torch.cuda.get_device_capability(a.device)
+        if cc < (8, 9):
+            raise ValueError(f"float8_e4m3fn needs compute capability >= 8.9, device has {cc}")
+    M, K = a.shape
+    N = b.shape[1]
+    if M == 0 or N == 0 or K == 0:
+        raise ValueError(f"M, N, K must be >= 1, got M={M}, N={N}, K={K}")
+
+    c = torch.empty((M, N), device=a.device, dtype=output_dtype(a.dtype))
+    grid = lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
+    _matmul_kernel[grid](
+        a, b, c,
+        M, N, K,
+        a.stride(0), a.stride(1),
+        b.stride(0), b.stride(1),
+        c.stride(0), c.stride(1),
+        DOT_F32=_INTERPRET and a.dtype == torch.bfloat16,
+    )
+    return c
+
+
+def reference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """fp32 torch reference: A @ B computed from fp32 copies of the inputs, returned in fp32."""
+    return a.float() @ b.float()
+
+
+def flops(m: int, n: int, k: int) -> int:
+    """FLOPs of C[m,n] = A[m,k] @ B[k,n]: one multiply-add (2 FLOPs) per (m, n, k) triple."""
+    return 2 * m * n * k
+
+
+def hbm_bytes(m: int, n: int, k: int, in_bytes: int, out_bytes: int) -> int:
+    """Fewest HBM bytes: A (m·k) and B (k·n) read once at in_bytes each, C (m·n) written once."""
+    return (m * k + k * n) * in_bytes + m * n * out_bytes
