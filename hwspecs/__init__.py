@@ -18,10 +18,11 @@ from hwspecs.loader import (
     resolve_hardware,
     write_calibration,
 )
+from hwspecs.transfer import calibration_for, transfer_calibration
 from hwspecs.schema import DTYPE_BYTES, DTYPES, Hardware, HostMemory, Link, Storage, System
 
 __all__ = [
     "DEFAULT_CALIBRATION", "DTYPES", "DTYPE_BYTES", "IMPLS", "Calibration", "EffectParams", "Hardware",
-    "HostMemory", "Link", "Provenance", "SpecError", "Storage", "System", "available", "calibration_path",
+    "HostMemory", "Link", "Provenance", "SpecError", "Storage", "System", "available", "calibration_for", "calibration_path", "transfer_calibration",
     "load", "load_calibration", "load_yaml_file", "resolve_hardware", "write_calibration",
 ]

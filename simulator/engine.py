@@ -1,0 +1,230 @@
+"""Prefill, decode, memory, concurrency and context switching — vectorised over scenario points.
+
+Definitions (the glossary in README repeats them):
+- TTFT (``ttft_s``): prefill of the whole batch's prompts, producing the first output token.
+- decode step at context c: one new token per sequence, attention over the c tokens then in the cache.
+- decode total: Σ_{j=1}^{T-1} step(P + j) — integrated exactly for the c-independent ops and by 8-node
+  Gauss–Legendre quadrature for attention (smooth in c), never by averaging the first and last step.
+- TPOT (``tpot_s``): decode total / (T − 1); e2e = TTFT + decode total.
+- Launch: eager steps cannot run faster than the host issues kernels (max(GPU time, n_kernels × eager
+  overhead)); CUDA-graph replay adds a small per-kernel gap. Prefill runs eagerly.
+- Power: compute-bound work long enough to heat the chip runs at a lower clock (``sustained_clock_frac``);
+  the average clock over a phase of length t decays from boost with ``power_throttle_time_constant_s``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+import hwspecs
+from hwspecs.calibration import EffectParams
+from hwspecs.schema import DTYPE_BYTES, Hardware
+from simulator.ops import ATTN_DECODE, forward_ops, ops_in_order
+from simulator.roofline import op_time
+from workloads.model import ModelSpec
+
+# CUDA context + cuBLAS/attention workspaces + allocator slack held by a serving process (vLLM
+# profiles ~1-2 GB outside weights and KV on H100); not available to KV blocks.
+RUNTIME_RESERVED_BYTES = 1.5e9
+
+# Gauss–Legendre nodes/weights on [-1, 1] for the decode integral over context.
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
+
+
+class DoesNotFitError(ValueError):
+    """The model (or the requested batch) does not fit in device memory; the message gives the sizes."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    hw: Hardware
+    model: ModelSpec
+    prm: EffectParams
+    weight_dtype: str
+    act_dtype: str
+    kv_dtype: str
+    tp: int
+    link_bytes_per_s: float | None
+    host_link_bytes_per_s: float
+
+
+@lru_cache(maxsize=64)
+def _link_rate(link_id: str | None) -> float | None:
+    if link_id is None:
+        return None
+    return hwspecs.load(link_id).bandwidth_bytes_per_s
+
+
+def make_setup(hw: Hardware, model: ModelSpec, prm: EffectParams, weight_dtype="bf16", act_dtype="bf16",
+               kv_dtype="bf16", tp: int = 1) -> Setup:
+    compute = hw.peak(act_dtype)  # raises a clear error when the device lacks that dtype
+    del compute
+    if tp > 1 and hw.scaleup_bandwidth_bytes_per_s is None:
+        raise ValueError(f"tensor_parallel={tp} needs a scale-up link, and {hw.id} has none (scaleup_link)")
+    return Setup(hw, model, prm, weight_dtype, act_dtype, kv_dtype, tp, hw.scaleup_bandwidth_bytes_per_s,
+                 _link_rate(hw.host_link))
+
+
+def sustained_clock_frac(duration_s, prm: EffectParams):
+    """Mean clock fraction over a compute-bound phase of ``duration_s``: the clock decays from boost (1)
+    to ``sustained_clock_frac`` s with time constant τ: s + (1 − s)·(τ/t)·(1 − e^(−t/τ))."""
+    s, tau = prm.sustained_clock_frac, prm.power_throttle_time_constant_s
+    t = np.maximum(np.asarray(duration_s, dtype=float), 1e-12)
+    return s + (1.0 - s) * (tau / t) * (1.0 - np.exp(-t / tau))
+
+
+def launch_bound_s(gpu_s, n_kernels, prm: EffectParams, cuda_graph):
+    """Step time from GPU time and kernel count: graph replay adds a gap per kernel; eager cannot beat
+    the host's issue rate (the CPU runs ahead, so the slower of the two streams sets the pace)."""
+    if cuda_graph:
+        return gpu_s + n_kernels * prm.graph_launch_overhead_s
+    return np.maximum(gpu_s, n_kernels * prm.eager_launch_overhead_s) + prm.eager_launch_overhead_s
+
+
+def phase_ops(s: Setup, batch, q_tokens, kv_tokens, clock_frac=1.0):
+    """[(Op, OpTime)] for one forward pass, in topological order."""
+    g = forward_ops(s.model, batch, q_tokens, kv_tokens, weight_dtype=s.weight_dtype, act_dtype=s.act_dtype,
+                    kv_dtype=s.kv_dtype, tp=s.tp)
+    return [(op, op_time(op, s.hw, s.prm, clock_frac=clock_frac, link_bytes_per_s=s.link_bytes_per_s,
+                         host_link_bytes_per_s=s.host_link_bytes_per_s)) for op in ops_in_order(g)]
+
+
+def _totals(pairs):
+    gpu = sum(t.time_s * op.n_repeats for op, t in pairs)
+    n_kernels = sum(op.n_repeats for op, _ in pairs)
+    flops = sum(op.flops * op.n_repeats for op, _ in pairs)
+    hbm = sum(op.hbm_bytes * op.n_repeats for op, _ in pairs)
+    return gpu, n_kernels, flops, hbm
+
+
+def prefill_eval(s: Setup, batch, prompt_tokens):
+    """Prefill (eager) of ``batch`` prompts of ``prompt_tokens``: returns (time_s, flops, hbm_bytes, pairs, clock).
+
+    The sustained-clock correction is one fixed-point step: time at boost → mean clock over that time →
+    time again with compute terms at that clock."""
+    pairs = phase_ops(s, batch, prompt_tokens, prompt_tokens)
+    gpu, n, flops, hbm = _totals(pairs)
+    clock = sustained_clock_frac(launch_bound_s(gpu, n, s.prm, False), s.prm)
+    pairs = phase_ops(s, batch, prompt_tokens, prompt_tokens, clock_frac=clock)
+    gpu, n, flops, hbm = _totals(pairs)
+    return launch_bound_s(gpu, n, s.prm, False), flops, hbm, pairs, clock
+
+
+def decode_eval(s: Setup, batch, context_tokens, cuda_graph=True):
+    """One decode step (one token per sequence, attention over ``context_tokens``)."""
+    pairs = phase_ops(s, batch, 1, context_tokens)
+    gpu, n, flops, hbm = _totals(pairs)
+    return launch_bound_s(gpu, n, s.prm, cuda_graph), flops, hbm, pairs
+
+
+def decode_total_eval(s: Setup, batch, prompt_tokens, output_tokens, cuda_graph=True):
+    """Σ over the T−1 decode steps after prefill, at contexts P+1 … P+T−1 (see module docstring).
+
+    Ops other than attention do not depend on the context, so they are evaluated once. Attention's
+    compute and memory terms are exactly linear in context (FLOPs ∝ c, bytes = a + b·c), so two
+    evaluations give their coefficients; the smooth step(c) is then integrated by Gauss–Legendre over
+    [P + ½, P + T − ½], which sums a linear function over the integers exactly.
+    Returns (total_s, flops, hbm_bytes, steps)."""
+    batch = np.asarray(batch, dtype=float)
+    P = np.asarray(prompt_tokens, dtype=float)
+    T = np.asarray(output_tokens, dtype=float)
+    steps = np.maximum(T - 1.0, 0.0)
+    pairs0 = phase_ops(s, batch, 1, 0.0)
+    pairs1 = phase_ops(s, batch, 1, 1.0)
+    const_gpu = 0.0
+    n_kernels = 0
+    const_flops = const_hbm = 0.0
+    attn = []
+    for (op0, t0), (op1, t1) in zip(pairs0, pairs1):
+        n_kernels += op0.n_repeats
+        if op0.kind == ATTN_DECODE:
+            attn.append((op0, t0, op1, t1))
+        else:
+            const_gpu = const_gpu + t0.time_s * op0.n_repeats
+            const_flops = const_flops + op0.flops * op0.n_repeats
+            const_hbm = const_hbm + op0.hbm_bytes * op0.n_repeats
+    # Context-weighted sums for the linear FLOP/byte counts: Σ_j (P + j) = (T−1)·P + (T−1)T/2.
+    sum_ctx = steps * P + steps * T / 2.0
+    flops = steps * const_flops
+    hbm = steps * const_hbm
+    lo, hi = P + 0.5, P + T - 0.5
+    mid, half = (lo + hi) / 2.0, (hi - lo) / 2.0
+    ctx = mid[..., None] + half[..., None] * _GL_X  # (..., 8)
+    step_gpu = np.asarray(const_gpu, dtype=float)[..., None] + 0.0 * ctx
+    p = s.prm.roofline_knee_exponent
+    for op0, t0, op1, t1 in attn:
+        slope_c, slope_m = t1.compute_s - t0.compute_s, t1.memory_s - t0.memory_s
+        tc = np.asarray(t0.compute_s)[..., None] + np.asarray(slope_c)[..., None] * ctx
+        tm = np.asarray(t0.memory_s)[..., None] + np.asarray(slope_m)[..., None] * ctx
+        top = np.maximum(tc, tm)
+        body = top * ((tc / top) ** p + (tm / top) ** p) ** (1.0 / p)
+        step_gpu = step_gpu + op0.n_repeats * (np.asarray(t0.latency_s)[..., None] + body)
+        flops = flops + op0.n_repeats * (steps * op0.flops + (op1.flops - op0.flops) * sum_ctx)
+        hbm = hbm + op0.n_repeats * (steps * op0.hbm_bytes + (op1.hbm_bytes - op0.hbm_bytes) * sum_ctx)
+    step = launch_bound_s(step_gpu, n_kernels, s.prm, cuda_graph)
+    total = half * (step @ _GL_W)
+    return np.where(steps > 0, total, 0.0), flops, hbm, steps
+
+
+# ---- memory and concurrency -----------------------------------------------------------------------------
+
+def weight_bytes_per_gpu(s: Setup) -> float:
+    return s.model.total_params * DTYPE_BYTES[s.weight_dtype] / s.tp
+
+
+def kv_bytes_per_sequence(s: Setup, context_tokens, block_tokens=16):
+    """KV of one sequence on one GPU, in whole paged blocks (the last block is partly empty)."""
+    blocks = np.ceil(np.asarray(context_tokens, dtype=float) / block_tokens)
+    return blocks * block_tokens * s.model.kv_bytes_per_token(s.kv_dtype, s.model.kv_heads_per_gpu(s.tp))
+
+
+def activation_bytes(s: Setup, n_tokens, n_sequences):
+    """Peak transient activations of one forward pass over n_tokens (per GPU): the residual stream and its
+    normalised copy (2·h) plus the widest intermediate (QKV, or MLP up-projection output + activation),
+    plus fp32 logits for one token per sequence."""
+    m = s.model
+    n_up = 2 if m.gated_mlp else 1
+    widest = max((m.n_q_heads + 2 * m.n_kv_heads) * m.head_dim, (n_up + 1) * m.ffn_hidden * m.top_k) / s.tp
+    return (np.asarray(n_tokens, dtype=float) * DTYPE_BYTES[s.act_dtype] * (2 * m.hidden + widest)
+            + np.asarray(n_sequences, dtype=float) * m.vocab_size / s.tp * 4.0)
+
+
+def check_weights_fit(s: Setup) -> None:
+    need = weight_bytes_per_gpu(s) + RUNTIME_RESERVED_BYTES
+    if need > s.hw.memory_bytes:
+        raise DoesNotFitError(
+            f"{s.model.id} weights in {s.weight_dtype} need {weight_bytes_per_gpu(s) / 1e9:.1f} GB per GPU "
+            f"(+{RUNTIME_RESERVED_BYTES / 1e9:.1f} GB runtime) but {s.hw.id} has {s.hw.memory_bytes / 1e9:.1f} GB; "
+            f"use more GPUs (tensor_parallel), a smaller weight_dtype, or a bigger device")
+
+
+def max_concurrency(s: Setup, prompt_tokens, output_tokens, block_tokens=16):
+    """Sequences of P+T tokens whose KV fits next to the weights, the runtime reserve and the activations
+    of one prompt's prefill (chunked admission). Paged blocks waste up to block_tokens−1 slots each."""
+    free = (s.hw.memory_bytes - weight_bytes_per_gpu(s) - RUNTIME_RESERVED_BYTES
+            - activation_bytes(s, prompt_tokens, 1))
+    per_seq = kv_bytes_per_sequence(s, np.asarray(prompt_tokens) + np.asarray(output_tokens), block_tokens)
+    return np.floor(np.maximum(free, 0.0) / per_seq).astype(np.int64)
+
+
+def memory_breakdown(s: Setup, batch, prompt_tokens, output_tokens, block_tokens=16) -> dict:
+    """Peak device memory (per GPU) of running ``batch`` requests to completion."""
+    weights = weight_bytes_per_gpu(s)
+    kv = np.asarray(batch) * kv_bytes_per_sequence(s, np.asarray(prompt_tokens) + np.asarray(output_tokens),
+                                                   block_tokens)
+    act = activation_bytes(s, np.asarray(batch) * np.asarray(prompt_tokens), batch)
+    total = weights + kv + act + RUNTIME_RESERVED_BYTES
+    return {"weights_bytes": weights, "kv_cache_bytes": kv, "activation_bytes": act,
+            "workspace_bytes": RUNTIME_RESERVED_BYTES, "peak_memory_bytes": total}
+
+
+def host_transfer_s(s: Setup, n_bytes, pinned=True, link_bytes_per_s=None):
+    """Time to move n_bytes across the host link (or a slower device behind it) — for context switching."""
+    eff = s.prm.h2d_pinned_efficiency_frac if pinned else s.prm.h2d_pageable_efficiency_frac
+    rate = s.host_link_bytes_per_s * eff
+    if link_bytes_per_s is not None:
+        rate = min(rate, link_bytes_per_s)
+    return s.prm.kernel_latency_s + np.asarray(n_bytes, dtype=float) / rate

@@ -1,0 +1,120 @@
+"""Time of one op on one device: a roofline that carries the effects that make real kernels slower.
+
+    t = latency + (t_compute^p + t_memory^p)^(1/p)
+
+- t_compute = FLOPs / (dense peak × achievable fraction × clock fraction), with GEMM tile and wave
+  quantization (padded tiles, whole waves over the SMs) and a skinny-M tile that shrinks with M;
+- t_memory = bytes / (HBM bandwidth × achievable fraction), with decode attention's occupancy limit
+  (too few (sequence, kv-head, split) work units leave SMs idle and bandwidth unused);
+- latency: the per-kernel floor (launch + ramp + tail); p: the knee sharpness (p → ∞ is max()).
+All-reduces and host transfers are link-bound. Every parameter is an ``EffectParams`` field.
+
+Inputs may be numpy arrays (sweeps); outputs then are arrays of the same shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hwspecs.calibration import EffectParams
+from hwspecs.schema import Hardware
+from simulator.ops import ALLREDUCE, ATTN_DECODE, ATTN_PREFILL, COPY, D2H, ELEMENTWISE, GEMM, H2D, Op
+
+
+@dataclass(frozen=True)
+class OpTime:
+    compute_s: Any
+    memory_s: Any
+    latency_s: Any
+    link_s: Any
+    time_s: Any
+    bound: Any  # "compute" | "memory" | "latency" | "link" (array of str for sweeps)
+
+
+def _knee(tc, tm, p):
+    """Smooth maximum of compute and memory time: (tc^p + tm^p)^(1/p), stable for tiny/zero terms."""
+    top = np.maximum(tc, tm)
+    safe = np.where(top > 0, top, 1.0)
+    return top * ((tc / safe) ** p + (tm / safe) ** p) ** (1.0 / p)
+
+
+def gemm_compute_s(m, n, k, peak_flops_per_s, n_sms, prm: EffectParams, clock_frac=1.0, groups=1.0):
+    """Compute time of C[m,n] = A[m,k]·B[k,n] with tile and wave quantization.
+
+    Tiles are ``gemm_tile_m × gemm_tile_n``; for skinny M the library picks a shorter tile
+    (next power of two ≥ M, at least 16). Each SM finishes one tile per wave, so the kernel takes
+    ``waves = ceil(tiles / n_sms)`` tile-times (wave quantization); a grid smaller than the GPU is
+    assumed split-K/stream-K filled (cuBLAS does this), i.e. no penalty below one wave.
+    """
+    m = np.asarray(m, dtype=float)
+    tm = np.minimum(prm.gemm_tile_m, np.maximum(16.0, 2.0 ** np.ceil(np.log2(np.maximum(m, 1.0)))))
+    tn = float(prm.gemm_tile_n)
+    tiles = np.ceil(m / tm) * np.ceil(n / tn) * groups
+    waves = np.ceil(tiles / n_sms)
+    # Below one wave the work is spread (split-K) over all SMs: padded FLOPs at full-GPU rate.
+    padded_flops = np.where(tiles >= n_sms, waves * n_sms, tiles) * 2.0 * tm * tn * k
+    return padded_flops / (peak_flops_per_s * prm.gemm_efficiency_frac * clock_frac)
+
+
+def decode_occupancy_frac(batch, n_kv_heads, n_sms, prm: EffectParams):
+    """Fraction of full HBM bandwidth decode attention reaches: work units / (SMs × CTAs per SM needed)."""
+    units = np.asarray(batch, dtype=float) * n_kv_heads * prm.attention_decode_splits
+    return np.minimum(1.0, units / (n_sms * prm.attention_decode_ctas_per_sm))
+
+
+def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_bytes_per_s: float | None = None,
+            host_link_bytes_per_s: float | None = None) -> OpTime:
+    """Time of one execution of ``op`` on ``hw`` with effect parameters ``prm``.
+
+    ``clock_frac``: sustained-clock fraction for compute (power limit; 1 = boost).
+    ``link_bytes_per_s``: scale-up link rate per direction (all-reduce); ``host_link_bytes_per_s``: PCIe.
+    """
+    zero = np.zeros_like(np.asarray(op.flops, dtype=float))
+    bw = hw.memory_bandwidth_bytes_per_s
+    lat = prm.kernel_latency_s + zero
+    link = zero
+    if op.kind == GEMM:
+        s = op.shape
+        tc = gemm_compute_s(s["m"], s["n"], s["k"], hw.peak(op.compute_dtype), hw.n_sms, prm, clock_frac,
+                            s.get("groups", 1.0))
+        tm = op.hbm_bytes / (bw * prm.gemv_efficiency_frac)
+    elif op.kind == ATTN_PREFILL:
+        tc = op.flops / (hw.peak(op.compute_dtype) * prm.attention_prefill_efficiency_frac * clock_frac)
+        tm = op.hbm_bytes / (bw * prm.memory_efficiency_frac)
+    elif op.kind == ATTN_DECODE:
+        s = op.shape
+        occ = decode_occupancy_frac(s["batch"], s["n_kv_heads"], hw.n_sms, prm)
+        tc = op.flops / (hw.peak(op.compute_dtype) * prm.attention_prefill_efficiency_frac * clock_frac)
+        tm = op.hbm_bytes / (bw * prm.attention_decode_efficiency_frac * occ)
+    elif op.kind in (ELEMENTWISE,):
+        tc = op.flops / hw.peak("fp32")
+        tm = op.hbm_bytes / (bw * prm.elementwise_efficiency_frac)
+    elif op.kind == COPY:
+        tc = zero
+        tm = op.hbm_bytes / (bw * prm.memory_efficiency_frac)
+    elif op.kind in (H2D, D2H):
+        if host_link_bytes_per_s is None:
+            raise ValueError("host transfers need host_link_bytes_per_s")
+        eff = prm.h2d_pinned_efficiency_frac if op.shape["pinned"] else prm.h2d_pageable_efficiency_frac
+        tc = tm = zero
+        link = op.shape["link_bytes"] / (host_link_bytes_per_s * eff)
+    elif op.kind == ALLREDUCE:
+        if link_bytes_per_s is None:
+            raise ValueError("all-reduce needs a scale-up link (tensor_parallel > 1 on a GPU without one)")
+        tc = zero
+        tm = op.hbm_bytes / (bw * prm.elementwise_efficiency_frac)
+        link = op.shape["link_bytes"] / (link_bytes_per_s * prm.link_efficiency_frac)
+    else:
+        raise ValueError(f"unknown op kind {op.kind!r}")
+    tc = tc + zero
+    tm = tm + zero
+    body = np.maximum(_knee(tc, tm, prm.roofline_knee_exponent), link)
+    time = lat + body
+    bound = np.where(link >= np.maximum(np.maximum(tc, tm), lat), "link",
+                     np.where(lat >= np.maximum(tc, tm), "latency", np.where(tc >= tm, "compute", "memory")))
+    if np.ndim(time) == 0:
+        return OpTime(float(tc), float(tm), float(lat), float(link), float(time), str(bound))
+    return OpTime(tc, tm, lat, link, time, bound)

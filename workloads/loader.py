@@ -1,0 +1,60 @@
+"""Model presets: plain YAML files in ``workloads/models/<id>.yaml``; users may pass their own path."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from workloads.model import ModelSpec
+
+MODELS_DIR = Path(__file__).parent / "models"
+
+
+class ModelError(ValueError):
+    """A model id, file or field is wrong; the message names it and what is allowed."""
+
+
+def available_models() -> list[str]:
+    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+
+
+def _load_file(path: Path) -> ModelSpec:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ModelError(f"cannot read model file {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ModelError(f"{path}: malformed YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a mapping of fields")
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as e:
+        msgs = "; ".join(f"{'.'.join(map(str, x['loc'])) or '(top level)'}: {x['msg']}" for x in e.errors())
+        raise ModelError(f"{path}: {msgs}") from None
+
+
+@lru_cache(maxsize=None)
+def _builtin(model_id: str) -> ModelSpec:
+    return _load_file(MODELS_DIR / f"{model_id}.yaml")
+
+
+def load_model(id_or_path: str | os.PathLike) -> ModelSpec:
+    text = str(id_or_path)
+    if text.endswith((".yaml", ".yml")) or os.sep in text:
+        return _load_file(Path(text))
+    if not (MODELS_DIR / f"{text}.yaml").is_file():
+        raise ModelError(f"unknown model id {text!r}; known ids: {', '.join(available_models())}")
+    return _builtin(text)
+
+
+def resolve_model(model: str | ModelSpec) -> ModelSpec:
+    if isinstance(model, ModelSpec):
+        return model
+    if not isinstance(model, (str, os.PathLike)):
+        raise ModelError(f"model must be an id string or a ModelSpec, got {type(model).__name__}")
+    return load_model(model)
