@@ -1,0 +1,125 @@
+"""kernels.gemm against an fp64 torch reference, with a tolerance tied to torch's own error.
+
+On a CPU these run under TRITON_INTERPRET=1 (tests/conftest.py) on small, ragged shapes; on a GPU
+the same tests run compiled, plus the larger ``gpu``-marked cases.
+"""
+
+import pytest
+import torch
+
+from kernels import gemm
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+FP8 = torch.float8_e4m3fn
+
+
+@pytest.fixture
+def poison(monkeypatch):
+    """Make torch.empty return NaN-filled memory, so an element the kernel never writes fails."""
+    real_empty = torch.empty
+
+    def nan_empty(*args, **kwargs):
+        t = real_empty(*args, **kwargs)
+        if t.is_floating_point():
+            t.fill_(float("nan"))
+        return t
+
+    monkeypatch.setattr(torch, "empty", nan_empty)
+
+
+def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((x.double() - ref.double()).norm() / ref.double().norm()).item()
+
+
+def make_operands(m, n, k, dtype, b_transposed, seed):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    a = torch.randn(m, k, generator=g).to(dtype).to(DEVICE)
+    if b_transposed:  # an [N, K] weight used as W.t(): column-major B
+        b = torch.randn(n, k, generator=g).to(dtype).to(DEVICE).t()
+    else:
+        b = torch.randn(k, n, generator=g).to(dtype).to(DEVICE)
+    return a, b
+
+
+def check(a, b, dtype):
+    out = gemm.matmul(a, b)
+    assert out.shape == (a.shape[0], b.shape[1])
+    assert out.dtype == gemm.output_dtype(dtype)
+    assert torch.isfinite(out).all(), "unwritten (NaN) or overflowed elements"
+    exact = a.double() @ b.double()
+    if dtype == FP8:
+        # No torch fp8 matmul on every device: the floor is rounding the exact result to bf16.
+        torch_err = rel_err(exact.to(torch.bfloat16), exact)
+    else:
+        torch_err = rel_err(a @ b, exact)
+    assert rel_err(out, exact) <= 3 * torch_err + 1e-6
+    # fp32 reference agrees with fp64 (sanity of the reference itself).
+    assert rel_err(gemm.reference(a, b), exact) < 1e-5
+
+
+SHAPES = [(1, 97, 257), (97, 257, 1025), (257, 64, 97), (33, 1, 65), (64, 130, 48)]
+
+
+@pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_matmul_matches_reference(poison, m, n, k, dtype):
+    a, b = make_operands(m, n, k, dtype, b_transposed=False, seed=hash((m, n, k)) % 2**31)
+    check(a, b, dtype)
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 97, 257), (97, 65, 129)])
+def test_matmul_transposed_b(poison, m, n, k):
+    a, b = make_operands(m, n, k, torch.float16, b_transposed=True, seed=7 + m)
+    assert not b.is_contiguous()
+    check(a, b, torch.float16)
+
+
+def _fp8_ok() -> bool:
+    return DEVICE == "cpu" or torch.cuda.get_device_capability() >= (8, 9)
+
+
+@pytest.mark.skipif(not _fp8_ok(), reason="fp8 needs compute capability >= 8.9")
+@pytest.mark.parametrize("m,n,k", [(1, 97, 256), (97, 130, 320)])
+def test_matmul_fp8(poison, m, n, k):
+    a, b = make_operands(m, n, k, FP8, b_transposed=True, seed=11 + m)
+    check(a, b, FP8)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("m,n,k", [(1, 4096, 4096), (16, 6144, 4096), (1025, 1031, 4097),
+                                   (4096, 4096, 4096)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_matmul_gpu_shapes(poison, m, n, k, dtype):
+    a, b = make_operands(m, n, k, dtype, b_transposed=(m % 2 == 1), seed=m + n)
+    check(a, b, dtype)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _fp8_ok(), reason="fp8 needs compute capability >= 8.9")
+def test_matmul_fp8_gpu_large(poison):
+    a, b = make_operands(2048, 4096, 4096, FP8, b_transposed=True, seed=3)
+    check(a, b, FP8)
+
+
+def test_flop_and_byte_counts():
+    assert gemm.flops(2, 3, 5) == 60
+    assert gemm.hbm_bytes(2, 3, 5, in_bytes=2, out_bytes=2) == (10 + 15) * 2 + 6 * 2
+    # Counts agree with torch's own FLOP counter.
+    from torch.utils.flop_counter import FlopCounterMode
+
+    a, b = torch.randn(7, 11), torch.randn(11, 13)
+    with FlopCounterMode(display=False) as counter:
+        a @ b
+    assert counter.get_total_flops() == gemm.flops(7, 13, 11)
+
+
+def test_bad_inputs():
+    a = torch.randn(4, 8).half().to(DEVICE)
+    with pytest.raises(ValueError, match="inner dimensions"):
+        gemm.matmul(a, torch.randn(9, 4).half().to(DEVICE))
+    with pytest.raises(ValueError, match="a must be 2-D"):
+        gemm.matmul(a[None], torch.randn(8, 4).half().to(DEVICE))
+    with pytest.raises(ValueError, match="a.dtype"):
+        gemm.matmul(a.float(), torch.randn(8, 4).to(DEVICE))
+    with pytest.raises(ValueError, match="b.dtype"):
+        gemm.matmul(a, torch.randn(8, 4).bfloat16().to(DEVICE))
