@@ -294,7 +294,7 @@ def sweep(hardware, model, calibration="auto", **axes) -> pd.DataFrame:
     """Cartesian product of Scenario fields (lists of values; scalars allowed) → one row per point.
 
     Numeric axes (batch, prompt_tokens, output_tokens) are evaluated as numpy arrays in one pass per
-    combination of the categorical axes. Points whose memory does not fit get ``fits = False`` (their
+    combination of the categorical axes (dtypes, cuda_graph, tensor_parallel, kv_block_tokens). Points whose memory does not fit get ``fits = False`` (their
     times are still the model's estimate). Columns: the scenario fields, ttft_s, tpot_s, e2e_s,
     decode_tokens_per_s, hbm_bytes, peak_memory_bytes, max_concurrency, fits.
     """
@@ -317,44 +317,47 @@ def sweep(hardware, model, calibration="auto", **axes) -> pd.DataFrame:
             if name == "activation_dtype" and x in ("int4", "int8"):
                 raise ValueError(f"activation_dtype must be a float type, got {x!r}")
     hw, m, prm, _ = _resolve(hardware, model, calibration)
-    grid = np.meshgrid(*(np.asarray(values[n], dtype=float) for n in _NUMERIC_AXES), indexing="ij")
-    B, P, T = (g.ravel() for g in grid)
+    b, p, t = (np.asarray(values[n], dtype=float) for n in _NUMERIC_AXES)
     frames = []
     for combo in itertools.product(*(values[n] for n in _CATEGORICAL_AXES)):
         cat = dict(zip(_CATEGORICAL_AXES, combo))
         tp = _check_int("tensor_parallel", cat["tensor_parallel"])
         blk = _check_int("kv_block_tokens", cat["kv_block_tokens"])
         s = _setup(hw, m, prm, cat["weight_dtype"], cat["activation_dtype"], cat["kv_dtype"], tp)
-        frames.append(_sweep_block(s, B, P, T, bool(cat["cuda_graph"]), blk, cat))
+        frames.append(_sweep_block(s, b, p, t, bool(cat["cuda_graph"]), blk, cat))
     return pd.concat(frames, ignore_index=True)
 
 
-def _unique_eval(fn, *cols):
-    """Evaluate fn on the unique rows of cols and scatter back: prefill depends on (B, P) only."""
-    stacked = np.stack(cols, axis=1)
-    uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    out = fn(*(uniq[:, i] for i in range(uniq.shape[1])))
-    return [np.asarray(o)[inverse.ravel()] if np.ndim(o) else np.full(len(stacked), o) for o in out]
-
-
-def _sweep_block(s: Setup, B, P, T, cuda_graph, block_tokens, cat) -> pd.DataFrame:
-    ttft, pf_flops, pf_hbm = _unique_eval(lambda b, p: engine.prefill_eval(s, b, p)[:3], B, P)
-    dec, dec_flops, dec_hbm, steps = engine.decode_total_eval(s, B, P, T, cuda_graph)
-    first_step = _unique_eval(lambda b, p: engine.decode_eval(s, b, p + 1, cuda_graph)[:1], B, P)[0]
-    tpot = np.where(steps > 0, dec / np.maximum(steps, 1.0), first_step)
+def _sweep_block(s: Setup, b, p, t, cuda_graph, block_tokens, cat) -> pd.DataFrame:
+    """One categorical combination over the (batch × prompt × output) grid. Each quantity is evaluated
+    on the axes it depends on and broadcast: prefill on (B, P), decode coefficients on B, the decode
+    integral and memory on the full grid."""
+    B, P, T = b[:, None, None], p[None, :, None], t[None, None, :]
+    shape = (len(b), len(p), len(t))
+    ttft, pf_flops, pf_hbm, _, _ = engine.prefill_eval(s, b[:, None], p[None, :])
+    co = engine.decode_coeffs(s, B)
+    dec, dec_flops, dec_hbm, steps = engine.decode_total_from_coeffs(co, s.prm, P, T, cuda_graph)
+    first_step = engine.decode_eval(s, b[:, None], p[None, :] + 1.0, cuda_graph)[0]
+    tpot = np.where(steps > 0, dec / np.maximum(steps, 1.0), first_step[..., None])
     mem = engine.memory_breakdown(s, B, P, T, block_tokens)
     weights_fit = engine.weight_bytes_per_gpu(s) + engine.RUNTIME_RESERVED_BYTES <= s.hw.memory_bytes
     conc = engine.max_concurrency(s, P, T, block_tokens)
-    n = len(B)
-    cols = {"batch": B.astype(np.int64), "prompt_tokens": P.astype(np.int64), "output_tokens": T.astype(np.int64)}
+    n = int(np.prod(shape))
+
+    def flat(x):
+        return np.broadcast_to(x, shape).reshape(n)
+
+    cols = {"batch": flat(B).astype(np.int64), "prompt_tokens": flat(P).astype(np.int64),
+            "output_tokens": flat(T).astype(np.int64)}
     for k, v in cat.items():
-        cols[k] = np.full(n, v)
+        # Constant columns as categoricals: building a million-row string column costs more than the model.
+        cols[k] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [v]) if isinstance(v, str) else np.full(n, v)
+    ttft3 = ttft[..., None]
     cols.update({
-        "ttft_s": ttft, "tpot_s": tpot, "e2e_s": ttft + dec, "decode_tokens_per_s": B / tpot,
-        "hbm_bytes": pf_hbm + dec_hbm, "flops": pf_flops + dec_flops,
-        "peak_memory_bytes": mem["peak_memory_bytes"] + np.zeros(n),
-        "max_concurrency": np.broadcast_to(conc, (n,)),
-        "fits": (mem["peak_memory_bytes"] <= s.hw.memory_bytes) & weights_fit,
+        "ttft_s": flat(ttft3), "tpot_s": flat(tpot), "e2e_s": flat(ttft3 + dec),
+        "decode_tokens_per_s": flat(B / tpot), "hbm_bytes": flat(pf_hbm[..., None] + dec_hbm),
+        "flops": flat(pf_flops[..., None] + dec_flops), "peak_memory_bytes": flat(mem["peak_memory_bytes"]),
+        "max_concurrency": flat(conc), "fits": flat((mem["peak_memory_bytes"] <= s.hw.memory_bytes) & weights_fit),
     })
     return pd.DataFrame(cols)
 

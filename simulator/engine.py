@@ -22,8 +22,8 @@ import numpy as np
 import hwspecs
 from hwspecs.calibration import EffectParams
 from hwspecs.schema import DTYPE_BYTES, Hardware
-from simulator.ops import ATTN_DECODE, forward_ops, ops_in_order
-from simulator.roofline import op_time
+from simulator.ops import ATTN_DECODE, forward_op_list
+from simulator.roofline import knee, op_time
 from workloads.model import ModelSpec
 
 # CUDA context + cuBLAS/attention workspaces + allocator slack held by a serving process (vLLM
@@ -85,11 +85,11 @@ def launch_bound_s(gpu_s, n_kernels, prm: EffectParams, cuda_graph):
 
 
 def phase_ops(s: Setup, batch, q_tokens, kv_tokens, clock_frac=1.0):
-    """[(Op, OpTime)] for one forward pass, in topological order."""
-    g = forward_ops(s.model, batch, q_tokens, kv_tokens, weight_dtype=s.weight_dtype, act_dtype=s.act_dtype,
-                    kv_dtype=s.kv_dtype, tp=s.tp)
+    """[(Op, OpTime)] for one forward pass, in execution (topological) order."""
+    ops = forward_op_list(s.model, batch, q_tokens, kv_tokens, weight_dtype=s.weight_dtype,
+                          act_dtype=s.act_dtype, kv_dtype=s.kv_dtype, tp=s.tp)
     return [(op, op_time(op, s.hw, s.prm, clock_frac=clock_frac, link_bytes_per_s=s.link_bytes_per_s,
-                         host_link_bytes_per_s=s.host_link_bytes_per_s)) for op in ops_in_order(g)]
+                         host_link_bytes_per_s=s.host_link_bytes_per_s)) for op in ops]
 
 
 def _totals(pairs):
@@ -108,6 +108,8 @@ def prefill_eval(s: Setup, batch, prompt_tokens):
     pairs = phase_ops(s, batch, prompt_tokens, prompt_tokens)
     gpu, n, flops, hbm = _totals(pairs)
     clock = sustained_clock_frac(launch_bound_s(gpu, n, s.prm, False), s.prm)
+    if np.ndim(clock) == 0:
+        clock = float(clock)
     pairs = phase_ops(s, batch, prompt_tokens, prompt_tokens, clock_frac=clock)
     gpu, n, flops, hbm = _totals(pairs)
     return launch_bound_s(gpu, n, s.prm, False), flops, hbm, pairs, clock
@@ -120,53 +122,71 @@ def decode_eval(s: Setup, batch, context_tokens, cuda_graph=True):
     return launch_bound_s(gpu, n, s.prm, cuda_graph), flops, hbm, pairs
 
 
-def decode_total_eval(s: Setup, batch, prompt_tokens, output_tokens, cuda_graph=True):
-    """Σ over the T−1 decode steps after prefill, at contexts P+1 … P+T−1 (see module docstring).
+@dataclass(frozen=True)
+class DecodeCoeffs:
+    """A decode step as a function of context c, for fixed batch: everything but attention is constant;
+    attention's compute, memory, FLOP and byte terms are exactly linear in c (value at c = 0 + slope·c)."""
 
-    Ops other than attention do not depend on the context, so they are evaluated once. Attention's
-    compute and memory terms are exactly linear in context (FLOPs ∝ c, bytes = a + b·c), so two
-    evaluations give their coefficients; the smooth step(c) is then integrated by Gauss–Legendre over
-    [P + ½, P + T − ½], which sums a linear function over the integers exactly.
-    Returns (total_s, flops, hbm_bytes, steps)."""
-    batch = np.asarray(batch, dtype=float)
-    P = np.asarray(prompt_tokens, dtype=float)
-    T = np.asarray(output_tokens, dtype=float)
-    steps = np.maximum(T - 1.0, 0.0)
-    pairs0 = phase_ops(s, batch, 1, 0.0)
-    pairs1 = phase_ops(s, batch, 1, 1.0)
-    const_gpu = 0.0
+    const_gpu_s: object
+    n_kernels: int
+    const_flops: object
+    const_hbm_bytes: object
+    attention: tuple  # per attention op: (n_repeats, latency_s, tc0, dtc, tm0, dtm, flops0, dflops, hbm0, dhbm)
+
+
+def decode_coeffs(s: Setup, batch) -> DecodeCoeffs:
+    """Evaluate the decode graph at contexts 0 and 1 to get the constant part and attention's slopes."""
+    pairs0, pairs1 = phase_ops(s, batch, 1, 0.0), phase_ops(s, batch, 1, 1.0)
+    const_gpu = const_flops = const_hbm = 0.0
     n_kernels = 0
-    const_flops = const_hbm = 0.0
     attn = []
     for (op0, t0), (op1, t1) in zip(pairs0, pairs1):
         n_kernels += op0.n_repeats
         if op0.kind == ATTN_DECODE:
-            attn.append((op0, t0, op1, t1))
+            attn.append((op0.n_repeats, t0.latency_s, t0.compute_s, t1.compute_s - t0.compute_s, t0.memory_s,
+                         t1.memory_s - t0.memory_s, op0.flops, op1.flops - op0.flops, op0.hbm_bytes,
+                         op1.hbm_bytes - op0.hbm_bytes))
         else:
             const_gpu = const_gpu + t0.time_s * op0.n_repeats
             const_flops = const_flops + op0.flops * op0.n_repeats
             const_hbm = const_hbm + op0.hbm_bytes * op0.n_repeats
-    # Context-weighted sums for the linear FLOP/byte counts: Σ_j (P + j) = (T−1)·P + (T−1)T/2.
+    return DecodeCoeffs(const_gpu, n_kernels, const_flops, const_hbm, tuple(attn))
+
+
+def decode_total_from_coeffs(co: DecodeCoeffs, prm: EffectParams, prompt_tokens, output_tokens, cuda_graph=True):
+    """Σ over the T−1 decode steps after prefill, at contexts P+1 … P+T−1.
+
+    The constant part is summed exactly. The smooth step(c) (attention's knee, the eager launch floor)
+    is integrated by 8-node Gauss–Legendre over [P + ½, P + T − ½], which sums any linear function over
+    the integers exactly. FLOPs and bytes are summed exactly: Σ_j (P + j) = (T−1)·P + (T−1)·T/2.
+    Arguments broadcast (coefficients over batch, P and T over their own axes).
+    Returns (total_s, flops, hbm_bytes, steps)."""
+    P = np.asarray(prompt_tokens, dtype=float)
+    T = np.asarray(output_tokens, dtype=float)
+    steps = np.maximum(T - 1.0, 0.0)
     sum_ctx = steps * P + steps * T / 2.0
-    flops = steps * const_flops
-    hbm = steps * const_hbm
-    lo, hi = P + 0.5, P + T - 0.5
-    mid, half = (lo + hi) / 2.0, (hi - lo) / 2.0
-    ctx = mid[..., None] + half[..., None] * _GL_X  # (..., 8)
-    step_gpu = np.asarray(const_gpu, dtype=float)[..., None] + 0.0 * ctx
-    p = s.prm.roofline_knee_exponent
-    for op0, t0, op1, t1 in attn:
-        slope_c, slope_m = t1.compute_s - t0.compute_s, t1.memory_s - t0.memory_s
-        tc = np.asarray(t0.compute_s)[..., None] + np.asarray(slope_c)[..., None] * ctx
-        tm = np.asarray(t0.memory_s)[..., None] + np.asarray(slope_m)[..., None] * ctx
-        top = np.maximum(tc, tm)
-        body = top * ((tc / top) ** p + (tm / top) ** p) ** (1.0 / p)
-        step_gpu = step_gpu + op0.n_repeats * (np.asarray(t0.latency_s)[..., None] + body)
-        flops = flops + op0.n_repeats * (steps * op0.flops + (op1.flops - op0.flops) * sum_ctx)
-        hbm = hbm + op0.n_repeats * (steps * op0.hbm_bytes + (op1.hbm_bytes - op0.hbm_bytes) * sum_ctx)
-    step = launch_bound_s(step_gpu, n_kernels, s.prm, cuda_graph)
+    flops = steps * co.const_flops
+    hbm = steps * co.const_hbm_bytes
+    mid = P + T / 2.0
+    half = (T - 1.0) / 2.0
+    shape = np.broadcast_shapes(np.shape(mid), np.shape(co.const_gpu_s))
+    step = np.broadcast_to(np.asarray(co.const_gpu_s, dtype=float), shape)[..., None] + np.zeros(len(_GL_X))
+    ctx = (mid[..., None] + half[..., None] * _GL_X)
+    p = prm.roofline_knee_exponent
+    for n_rep, lat, tc0, dtc, tm0, dtm, f0, df, h0, dh in co.attention:
+        tc = np.asarray(tc0)[..., None] + np.asarray(dtc)[..., None] * ctx
+        tm = np.asarray(tm0)[..., None] + np.asarray(dtm)[..., None] * ctx
+        step = step + n_rep * (np.asarray(lat)[..., None] + knee(tc, tm, p))
+        flops = flops + n_rep * (steps * f0 + df * sum_ctx)
+        hbm = hbm + n_rep * (steps * h0 + dh * sum_ctx)
+    step = launch_bound_s(step, co.n_kernels, prm, cuda_graph)
     total = half * (step @ _GL_W)
     return np.where(steps > 0, total, 0.0), flops, hbm, steps
+
+
+def decode_total_eval(s: Setup, batch, prompt_tokens, output_tokens, cuda_graph=True):
+    """Decode total for scenario points (batch, P, T broadcast together). See decode_total_from_coeffs."""
+    return decode_total_from_coeffs(decode_coeffs(s, batch), s.prm, prompt_tokens, output_tokens, cuda_graph)
 
 
 # ---- memory and concurrency -----------------------------------------------------------------------------

@@ -149,10 +149,10 @@ def expected_experts_touched(n_experts, top_k, n_tokens):
     return n_experts * (1.0 - (1.0 - top_k / n_experts) ** np.asarray(n_tokens, dtype=float))
 
 
-def forward_ops(model: ModelSpec, batch, q_tokens, kv_tokens, *, weight_dtype="bf16", act_dtype="bf16",
-                kv_dtype="bf16", tp: int = 1, lm_head_tokens=None) -> nx.DiGraph:
+def forward_op_list(model: ModelSpec, batch, q_tokens, kv_tokens, *, weight_dtype="bf16", act_dtype="bf16",
+                    kv_dtype="bf16", tp: int = 1, lm_head_tokens=None) -> list[Op]:
     """One forward pass over ``batch`` sequences, each adding ``q_tokens`` tokens to a cache that then holds
-    ``kv_tokens`` tokens. Prefill: q = kv = S. Decode: q = 1, kv = context. Returns the op DAG.
+    ``kv_tokens`` tokens. Prefill: q = kv = S. Decode: q = 1, kv = context. Returns ops in execution order.
 
     ``lm_head_tokens``: tokens whose logits are computed (default one per sequence: serving engines
     compute logits only for the last prompt token in prefill).
@@ -225,8 +225,14 @@ def forward_ops(model: ModelSpec, batch, q_tokens, kv_tokens, *, weight_dtype="b
                                 scope="model")
     lm_head = gemm_op("lm_head", head_tokens, m.vocab_size // tp, h, scope="model", **kw)
 
+    return [embed, *layer, final_norm, lm_head]
+
+
+def forward_ops(model: ModelSpec, batch, q_tokens, kv_tokens, **kw) -> nx.DiGraph:
+    """The forward pass as a DAG (node attribute ``op``): the layer chain plus residual edges.
+    Same arguments as ``forward_op_list`` (whose order is a topological order of this graph)."""
+    chain = forward_op_list(model, batch, q_tokens, kv_tokens, **kw)
     g = nx.DiGraph()
-    chain = [embed, *layer, final_norm, lm_head]
     for op in chain:
         g.add_node(op.name, op=op)
     for a, b in zip(chain, chain[1:]):

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import math
+
 import numpy as np
 
 from hwspecs.calibration import EffectParams
@@ -34,14 +36,39 @@ class OpTime:
     bound: Any  # "compute" | "memory" | "latency" | "link" (array of str for sweeps)
 
 
-def _knee(tc, tm, p):
-    """Smooth maximum of compute and memory time: (tc^p + tm^p)^(1/p), stable for tiny/zero terms."""
-    top = np.maximum(tc, tm)
-    safe = np.where(top > 0, top, 1.0)
-    return top * ((tc / safe) ** p + (tm / safe) ** p) ** (1.0 / p)
+class _Scalar:
+    """numpy's ufunc names over Python floats: a single predict() evaluates ~100 scalar ops, where each
+    numpy call on a 0-d value costs ~1 µs. Sweeps pass arrays and use numpy itself."""
+
+    maximum = staticmethod(max)
+    minimum = staticmethod(min)
+    ceil = staticmethod(math.ceil)
+    log2 = staticmethod(math.log2)
+    exp = staticmethod(math.exp)
+
+    @staticmethod
+    def where(cond, a, b):
+        return a if cond else b
 
 
-def gemm_compute_s(m, n, k, peak_flops_per_s, n_sms, prm: EffectParams, clock_frac=1.0, groups=1.0):
+def xp_for(*values):
+    """numpy for arrays, the scalar shim for plain numbers."""
+    return np if any(isinstance(v, np.ndarray) for v in values) else _Scalar
+
+
+def knee(tc, tm, p, xp=np):
+    """Smooth maximum of compute and memory time: (tc^p + tm^p)^(1/p), stable for tiny/zero terms.
+    p = 4 (the default) is done by squaring — np.power is ~10× slower and dominates large sweeps."""
+    top = xp.maximum(tc, tm)
+    safe = xp.where(top > 0, top, 1.0)
+    a, b = tc / safe, tm / safe
+    if p == 4.0:
+        a2, b2 = a * a, b * b
+        return top * (a2 * a2 + b2 * b2) ** 0.25
+    return top * (a ** p + b ** p) ** (1.0 / p)
+
+
+def gemm_compute_s(m, n, k, peak_flops_per_s, n_sms, prm: EffectParams, clock_frac=1.0, groups=1.0, xp=np):
     """Compute time of C[m,n] = A[m,k]·B[k,n] with tile and wave quantization.
 
     Tiles are ``gemm_tile_m × gemm_tile_n``; for skinny M the library picks a shorter tile
@@ -49,20 +76,19 @@ def gemm_compute_s(m, n, k, peak_flops_per_s, n_sms, prm: EffectParams, clock_fr
     ``waves = ceil(tiles / n_sms)`` tile-times (wave quantization); a grid smaller than the GPU is
     assumed split-K/stream-K filled (cuBLAS does this), i.e. no penalty below one wave.
     """
-    m = np.asarray(m, dtype=float)
-    tm = np.minimum(prm.gemm_tile_m, np.maximum(16.0, 2.0 ** np.ceil(np.log2(np.maximum(m, 1.0)))))
+    tm = xp.minimum(prm.gemm_tile_m, xp.maximum(16.0, 2.0 ** xp.ceil(xp.log2(xp.maximum(m, 1.0)))))
     tn = float(prm.gemm_tile_n)
-    tiles = np.ceil(m / tm) * np.ceil(n / tn) * groups
-    waves = np.ceil(tiles / n_sms)
+    tiles = xp.ceil(m / tm) * xp.ceil(n / tn) * groups
+    waves = xp.ceil(tiles / n_sms)
     # Below one wave the work is spread (split-K) over all SMs: padded FLOPs at full-GPU rate.
-    padded_flops = np.where(tiles >= n_sms, waves * n_sms, tiles) * 2.0 * tm * tn * k
+    padded_flops = xp.where(tiles >= n_sms, waves * n_sms, tiles) * 2.0 * tm * tn * k
     return padded_flops / (peak_flops_per_s * prm.gemm_efficiency_frac * clock_frac)
 
 
-def decode_occupancy_frac(batch, n_kv_heads, n_sms, prm: EffectParams):
+def decode_occupancy_frac(batch, n_kv_heads, n_sms, prm: EffectParams, xp=np):
     """Fraction of full HBM bandwidth decode attention reaches: work units / (SMs × CTAs per SM needed)."""
-    units = np.asarray(batch, dtype=float) * n_kv_heads * prm.attention_decode_splits
-    return np.minimum(1.0, units / (n_sms * prm.attention_decode_ctas_per_sm))
+    units = batch * n_kv_heads * prm.attention_decode_splits
+    return xp.minimum(1.0, units / (n_sms * prm.attention_decode_ctas_per_sm))
 
 
 def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_bytes_per_s: float | None = None,
@@ -72,21 +98,22 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
     ``clock_frac``: sustained-clock fraction for compute (power limit; 1 = boost).
     ``link_bytes_per_s``: scale-up link rate per direction (all-reduce); ``host_link_bytes_per_s``: PCIe.
     """
-    zero = np.zeros_like(np.asarray(op.flops, dtype=float))
+    xp = xp_for(op.flops, op.hbm_bytes, *op.shape.values())
+    zero = np.zeros_like(op.flops, dtype=float) if xp is np else 0.0
     bw = hw.memory_bandwidth_bytes_per_s
     lat = prm.kernel_latency_s + zero
     link = zero
     if op.kind == GEMM:
         s = op.shape
         tc = gemm_compute_s(s["m"], s["n"], s["k"], hw.peak(op.compute_dtype), hw.n_sms, prm, clock_frac,
-                            s.get("groups", 1.0))
+                            s.get("groups", 1.0), xp)
         tm = op.hbm_bytes / (bw * prm.gemv_efficiency_frac)
     elif op.kind == ATTN_PREFILL:
         tc = op.flops / (hw.peak(op.compute_dtype) * prm.attention_prefill_efficiency_frac * clock_frac)
         tm = op.hbm_bytes / (bw * prm.memory_efficiency_frac)
     elif op.kind == ATTN_DECODE:
         s = op.shape
-        occ = decode_occupancy_frac(s["batch"], s["n_kv_heads"], hw.n_sms, prm)
+        occ = decode_occupancy_frac(s["batch"], s["n_kv_heads"], hw.n_sms, prm, xp)
         tc = op.flops / (hw.peak(op.compute_dtype) * prm.attention_prefill_efficiency_frac * clock_frac)
         tm = op.hbm_bytes / (bw * prm.attention_decode_efficiency_frac * occ)
     elif op.kind in (ELEMENTWISE,):
@@ -111,10 +138,12 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
         raise ValueError(f"unknown op kind {op.kind!r}")
     tc = tc + zero
     tm = tm + zero
-    body = np.maximum(_knee(tc, tm, prm.roofline_knee_exponent), link)
+    body = xp.maximum(knee(tc, tm, prm.roofline_knee_exponent, xp), link)
     time = lat + body
-    bound = np.where(link >= np.maximum(np.maximum(tc, tm), lat), "link",
-                     np.where(lat >= np.maximum(tc, tm), "latency", np.where(tc >= tm, "compute", "memory")))
-    if np.ndim(time) == 0:
-        return OpTime(float(tc), float(tm), float(lat), float(link), float(time), str(bound))
-    return OpTime(tc, tm, lat, link, time, bound)
+    if xp is np:
+        bound = np.where(link >= np.maximum(np.maximum(tc, tm), lat), "link",
+                         np.where(lat >= np.maximum(tc, tm), "latency", np.where(tc >= tm, "compute", "memory")))
+        return OpTime(tc, tm, lat, link, time, bound)
+    top = max(tc, tm)
+    bound = "link" if link >= max(top, lat) else "latency" if lat >= top else "compute" if tc >= tm else "memory"
+    return OpTime(float(tc), float(tm), float(lat), float(link), float(time), bound)

@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from hwspecs.loader import _parse_yaml
 from pydantic import ValidationError
 
 from workloads.model import ModelSpec
@@ -24,10 +24,10 @@ def available_models() -> list[str]:
 
 def _load_file(path: Path) -> ModelSpec:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _parse_yaml(path.read_text())
     except OSError as e:
         raise ModelError(f"cannot read model file {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
+    except Exception as e:  # yaml.YAMLError and its subclasses
         raise ModelError(f"{path}: malformed YAML: {e}") from None
     if not isinstance(data, dict):
         raise ModelError(f"{path}: expected a mapping of fields")
