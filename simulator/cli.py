@@ -1,0 +1,310 @@
+"""The ``hwperf`` command line: a thin shell over the public Python API.
+
+Bad input prints one line naming the field and what is allowed, and exits with code 2 (no traceback).
+``--json`` prints machine-readable output (SI units, unit-suffixed keys).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import functools
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import hwspecs
+import simulator
+import workloads
+from simulator import display
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="hwperf: LLM inference performance on described hardware, checked against real kernels.")
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_HARDWARE = "h100-sxm5-80gb"
+DEFAULT_MODEL = "llama-3-8b"
+
+
+class UserError(Exception):
+    """Raised for bad input inside a command; printed as one line, exit code 2."""
+
+
+def friendly(fn):
+    """Run a command; bad input becomes one line on stderr and exit code 2, never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (UserError, ValueError, KeyError, OSError) as e:
+            err.print(f"error: {display.error_line(e)}", highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+    return wrapper
+
+
+def _calibration_arg(value: str):
+    return None if value.lower() in ("none", "datasheet") else value
+
+
+def _ints(name: str, text: str) -> list[int]:
+    vals = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if ":" in part:  # start:stop:step, inclusive of stop
+                a, b, *c = (int(x) for x in part.split(":"))
+                vals.extend(range(a, b + 1, c[0] if c else 1))
+            else:
+                vals.append(int(part))
+        except ValueError:
+            raise UserError(f"{name} must be comma-separated integers or start:stop:step ranges, got {text!r}") from None
+    return vals
+
+
+def _json_default(x):
+    if hasattr(x, "item"):
+        return x.item()
+    return str(x)
+
+
+def _print_json(obj) -> None:
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+    if isinstance(obj, dict):
+        obj = {k: clean(v) for k, v in obj.items()}
+    out.print_json(json.dumps(obj, default=_json_default))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder, then rename: never a half-written file."""
+    path = path.resolve()
+    if not path.parent.is_dir():
+        raise UserError(f"--csv: folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@app.command()
+@friendly
+def predict(
+    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H", help="hardware id or spec YAML path"),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="model id or model YAML path"),
+    batch: int = typer.Option(16, help="sequences decoded together"),
+    prompt_tokens: int = typer.Option(2048, help="prompt length per sequence"),
+    output_tokens: int = typer.Option(256, help="generated tokens per sequence"),
+    weight_dtype: str = typer.Option("bf16"),
+    activation_dtype: str = typer.Option("bf16"),
+    kv_dtype: str = typer.Option("bf16"),
+    cuda_graph: bool = typer.Option(True, "--cuda-graph/--eager", help="decode from CUDA graphs or eagerly"),
+    tensor_parallel: int = typer.Option(1, help="GPUs per model replica"),
+    calibration: str = typer.Option("auto", help="auto | none | path to a calibration YAML"),
+    ops: bool = typer.Option(False, "--ops", help="also print the per-op table"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+):
+    """Predict TTFT, TPOT, throughput, memory and concurrency for one serving scenario."""
+    sc = workloads.Scenario(batch=batch, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+                            weight_dtype=weight_dtype, activation_dtype=activation_dtype, kv_dtype=kv_dtype,
+                            cuda_graph=cuda_graph, tensor_parallel=tensor_parallel)
+    p = simulator.predict(hardware, model, sc, calibration=_calibration_arg(calibration))
+    if as_json:
+        d = p.summary()
+        if ops:
+            d["ops"] = p.ops.to_dict(orient="records")
+        _print_json(d)
+        return
+    t = Table(title=f"{p.model_id} on {p.hardware_id}  (calibration: {p.calibration})", show_header=False)
+    rows = [
+        ("scenario", f"batch {sc.batch} × ({sc.prompt_tokens} prompt + {sc.output_tokens} output) tokens; "
+                     f"weights {sc.weight_dtype}, act {sc.activation_dtype}, KV {sc.kv_dtype}; "
+                     f"{'CUDA graph' if sc.cuda_graph else 'eager'}; TP {sc.tensor_parallel}"),
+        ("TTFT (prefill)", f"{display.seconds(p.ttft_s)}  [{p.prefill_bound}-bound]"),
+        ("TPOT (per decode step)", f"{display.seconds(p.tpot_s)}  [{p.decode_bound}-bound]"),
+        ("end-to-end", display.seconds(p.e2e_s)),
+        ("decode throughput", f"{p.decode_tokens_per_s:,.0f} tokens/s"),
+        ("HBM traffic", display.size(p.hbm_bytes)),
+        ("peak memory / GPU", f"{display.size(p.peak_memory_bytes)}  (weights {display.size(p.memory['weights_bytes'])}, "
+                              f"KV {display.size(p.memory['kv_cache_bytes'])}, activations "
+                              f"{display.size(p.memory['activation_bytes'])}, runtime {display.size(p.memory['workspace_bytes'])})"),
+        ("max concurrency", f"{p.max_concurrency} requests of {sc.context_tokens} tokens"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    out.print(t)
+    if ops:
+        df = p.ops
+        ot = Table(title="per-op (time per execution; total = × repeats)")
+        for c in ("phase", "op", "kind", "n_repeats", "flops", "hbm_bytes", "time_s", "total_time_s", "bound"):
+            ot.add_column(c)
+        for r in df.itertuples():
+            ot.add_row(r.phase, r.op, r.kind, str(r.n_repeats), f"{r.flops:.3g}", display.size(r.hbm_bytes),
+                       display.seconds(r.time_s), display.seconds(r.total_time_s), r.bound)
+        out.print(ot)
+
+
+class ListWhat(str, Enum):
+    hardware = "hardware"
+    models = "models"
+    all = "all"
+
+
+@app.command("list")
+@friendly
+def list_(what: ListWhat = typer.Argument(ListWhat.hardware, help="hardware | models | all"),
+          as_json: bool = typer.Option(False, "--json")):
+    """List the built-in hardware specs or model presets."""
+    if what in (ListWhat.models,):
+        items = [{"id": i, "name": workloads.load_model(i).name,
+                  "params": workloads.load_model(i).total_params} for i in workloads.available_models()]
+    else:
+        items = [{"id": i, "kind": hwspecs.load(i).kind, "name": hwspecs.load(i).name} for i in hwspecs.available()
+                 if what == ListWhat.all or hwspecs.load(i).kind == "gpu"]
+    if as_json:
+        out.print_json(json.dumps(items))
+        return
+    t = Table(title=what.value)
+    for c in items[0]:
+        t.add_column(c)
+    for it in items:
+        t.add_row(*(f"{v / 1e9:.2f} B" if k == "params" else str(v) for k, v in it.items()))
+    out.print(t)
+
+
+@app.command()
+@friendly
+def sweep(
+    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H"),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
+    batch: str = typer.Option("1,2,4,8,16,32,64,128", help="list, e.g. 1,8,64 or 1:256:8"),
+    prompt_tokens: str = typer.Option("2048"),
+    output_tokens: str = typer.Option("256"),
+    weight_dtype: str = typer.Option("bf16", help="comma-separated dtypes"),
+    kv_dtype: str = typer.Option("bf16", help="comma-separated dtypes"),
+    activation_dtype: str = typer.Option("bf16"),
+    tensor_parallel: str = typer.Option("1"),
+    cuda_graph: bool = typer.Option(True, "--cuda-graph/--eager"),
+    calibration: str = typer.Option("auto"),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="write all rows to this CSV file (atomically)"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Cartesian sweep over scenario fields; one row per point."""
+    df = simulator.sweep(hardware, model, calibration=_calibration_arg(calibration),
+                         batch=_ints("batch", batch), prompt_tokens=_ints("prompt_tokens", prompt_tokens),
+                         output_tokens=_ints("output_tokens", output_tokens),
+                         weight_dtype=weight_dtype.split(","), kv_dtype=kv_dtype.split(","),
+                         activation_dtype=activation_dtype.split(","),
+                         tensor_parallel=_ints("tensor_parallel", tensor_parallel), cuda_graph=cuda_graph)
+    if csv is not None:
+        _write_atomic(csv, df.to_csv(index=False))
+        err.print(f"wrote {len(df)} rows to {csv}")
+    if as_json:
+        out.print_json(json.dumps(df.to_dict(orient="records"), default=_json_default))
+    elif csv is None:
+        t = Table(title=f"{model} on {hardware}: {len(df)} points")
+        cols = ["batch", "prompt_tokens", "output_tokens", "weight_dtype", "kv_dtype", "ttft_s", "tpot_s",
+                "decode_tokens_per_s", "peak_memory_bytes", "fits"]
+        for c in cols:
+            t.add_column(c)
+        for r in df.head(200).itertuples():
+            t.add_row(str(r.batch), str(r.prompt_tokens), str(r.output_tokens), str(r.weight_dtype),
+                      str(r.kv_dtype), display.seconds(r.ttft_s), display.seconds(r.tpot_s),
+                      f"{r.decode_tokens_per_s:,.0f}", display.size(r.peak_memory_bytes), str(r.fits))
+        out.print(t)
+
+
+@app.command()
+@friendly
+def bounds(
+    hardware: str = typer.Option("a100-sxm4-80gb", "--hardware", "-H"),
+    model: str = typer.Option("yi-34b", "--model", "-m"),
+    context: str = typer.Option("4096,50000", help="context lengths"),
+    kv_dtype: str = typer.Option("bf16"),
+    calibration: str = typer.Option("auto"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Fu's four long-context bounds (arXiv 2405.08944): prefill, decode, concurrency, context switch."""
+    df = simulator.long_context_bounds(hardware, model, _ints("context", context),
+                                       calibration=_calibration_arg(calibration), kv_dtype=kv_dtype)
+    if as_json:
+        out.print_json(json.dumps(df.to_dict(orient="records"), default=_json_default))
+        return
+    t = Table(title=f"{model} on {hardware}: long-context bounds (KV {kv_dtype}, "
+                    f"{df.kv_bytes_per_token.iloc[0]:,.0f} bytes/token)")
+    for c in ("context", "KV / user", "concurrency", "prefill", "decode step (all users)", "context switch",
+              "recompute", "cheaper"):
+        t.add_column(c)
+    for r in df.itertuples():
+        t.add_row(f"{r.context_tokens:,}", display.size(r.kv_bytes_per_user), str(r.max_concurrency),
+                  display.seconds(r.prefill_s), f"{display.seconds(r.decode_step_s)} ({r.decode_users} users)",
+                  display.seconds(r.context_switch_s), display.seconds(r.recompute_s), r.cheaper_switch)
+    out.print(t)
+
+
+@app.command()
+@friendly
+def kernel(
+    name: str = typer.Argument(..., help="gemm | attention_prefill | attention_decode | copy | h2d | d2h"),
+    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H"),
+    shape: list[str] = typer.Option([], "--shape", "-s", help="key=value, e.g. -s m=4096 -s n=4096 -s k=4096"),
+    impl: str = typer.Option("vendor", help="vendor | triton"),
+    calibration: str = typer.Option("auto"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Predict one kernel's time (the shapes validate/ measures)."""
+    kw = {}
+    for item in shape:
+        if "=" not in item:
+            raise UserError(f"--shape takes key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        if v.lower() in ("true", "false"):
+            kw[k] = v.lower() == "true"
+        elif k == "dtype":
+            kw[k] = v
+        else:
+            try:
+                kw[k] = float(v) if any(ch in v for ch in ".e") else int(v)
+            except ValueError:
+                raise UserError(f"--shape {k} must be a number, got {v!r}") from None
+    kp = simulator.predict_kernel(hardware, name, calibration=_calibration_arg(calibration), impl=impl, **kw)
+    d = {"kernel": name, "hardware": hardware, "impl": impl, **kw, "time_s": kp.time_s, "flops": kp.flops,
+         "hbm_bytes": kp.hbm_bytes, "bound": kp.bound}
+    if as_json:
+        _print_json(d)
+        return
+    out.print(f"{name} on {hardware} ({impl}): {display.seconds(kp.time_s)} [{kp.bound}-bound], "
+              f"{display.rate(kp.flops / kp.time_s, 'FLOP')}, {display.rate(kp.hbm_bytes / kp.time_s, 'B')}")
+
+
+def _register_validate_commands() -> None:
+    """validate / calibrate / compare live in validate/ (torch on a GPU machine); imported lazily."""
+    try:
+        from validate.cli import register
+    except ImportError:
+        return
+    register(app, friendly, UserError)
+
+
+_register_validate_commands()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
