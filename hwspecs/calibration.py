@@ -45,8 +45,9 @@ class EffectParams(BaseModel):
     # Host↔device over PCIe: pinned ≈ 0.87 of Gen5 x16 (55/63 GB/s), pageable far lower.
     h2d_pinned_efficiency_frac: float = Field(default=0.85, gt=0, le=1.2)
     h2d_pageable_efficiency_frac: float = Field(default=0.40, gt=0, le=1.2)
-    # Per-op host overhead: PyTorch eager ≈ 10.9 µs/op, CUDA-graph replay ≈ 1.0 µs/kernel (H100 run).
-    eager_launch_overhead_s: float = Field(default=10.0e-6, ge=0)
+    # Per-op host overhead: PyTorch eager ≈ 10.9 µs per torch op and a modelled op (e.g. RMSNorm, RoPE)
+    # is ~2 eager torch ops → 20 µs; CUDA-graph replay ≈ 1.0 µs/kernel (H100 run).
+    eager_launch_overhead_s: float = Field(default=20.0e-6, ge=0)
     graph_launch_overhead_s: float = Field(default=1.0e-6, ge=0)
     # Sustained compute-bound work at the power limit: H100 SXM bf16 GEMMs settle at 0.67-0.70 of peak
     # vs 0.83 burst, i.e. a clock ≈ 0.82 of boost; the clock decays with this time constant.

@@ -431,7 +431,8 @@ def long_context_bounds(hardware, model, context_tokens, calibration="auto", *, 
         cs = context_switch(hw, m, c, calibration, kv_dtype=kv_dtype, weight_dtype=weight_dtype,
                             activation_dtype=activation_dtype, tensor_parallel=tensor_parallel)
         rows.append({"context_tokens": c, "kv_bytes_per_token": m.kv_bytes_per_token(kv_dtype),
-                     "kv_bytes_per_user": cs.kv_bytes, "max_concurrency": conc, "prefill_s": float(pf),
+                     "kv_bytes_per_user": m.kv_bytes_per_token(kv_dtype) * c,
+                     "kv_bytes_per_user_per_gpu": cs.kv_bytes, "max_concurrency": conc, "prefill_s": float(pf),
                      "decode_users": users, "decode_step_s": float(dec), "context_switch_s": cs.swap_s,
                      "recompute_s": cs.recompute_s, "cheaper_switch": cs.cheaper})
     return pd.DataFrame(rows)

@@ -234,16 +234,18 @@ def bounds(
     model: str = typer.Option("yi-34b", "--model", "-m"),
     context: str = typer.Option("4096,50000", help="context lengths"),
     kv_dtype: str = typer.Option("bf16"),
+    tensor_parallel: int = typer.Option(1, help="GPUs sharing the model (adds their HBM)"),
     calibration: str = typer.Option("auto"),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Fu's four long-context bounds (arXiv 2405.08944): prefill, decode, concurrency, context switch."""
     df = simulator.long_context_bounds(hardware, model, _ints("context", context),
-                                       calibration=_calibration_arg(calibration), kv_dtype=kv_dtype)
+                                       calibration=_calibration_arg(calibration), kv_dtype=kv_dtype,
+                                       tensor_parallel=tensor_parallel)
     if as_json:
         out.print_json(json.dumps(df.to_dict(orient="records"), default=_json_default))
         return
-    t = Table(title=f"{model} on {hardware}: long-context bounds (KV {kv_dtype}, "
+    t = Table(title=f"{model} on {tensor_parallel}× {hardware}: long-context bounds (KV {kv_dtype}, "
                     f"{df.kv_bytes_per_token.iloc[0]:,.0f} bytes/token)")
     for c in ("context", "KV / user", "concurrency", "prefill", "decode step (all users)", "context switch",
               "recompute", "cheaper"):

@@ -77,11 +77,13 @@ def sustained_clock_frac(duration_s, prm: EffectParams):
 
 
 def launch_bound_s(gpu_s, n_kernels, prm: EffectParams, cuda_graph):
-    """Step time from GPU time and kernel count: graph replay adds a gap per kernel; eager cannot beat
-    the host's issue rate (the CPU runs ahead, so the slower of the two streams sets the pace)."""
+    """Step time from GPU time and kernel count: back-to-back kernels leave a small gap each (graph
+    replay); eager cannot beat the host's issue rate either (the CPU runs ahead of the GPU, so the slower
+    of the two streams sets the pace, plus one launch to start)."""
+    back_to_back = gpu_s + n_kernels * prm.graph_launch_overhead_s
     if cuda_graph:
-        return gpu_s + n_kernels * prm.graph_launch_overhead_s
-    return np.maximum(gpu_s, n_kernels * prm.eager_launch_overhead_s) + prm.eager_launch_overhead_s
+        return back_to_back
+    return np.maximum(back_to_back, n_kernels * prm.eager_launch_overhead_s) + prm.eager_launch_overhead_s
 
 
 def phase_ops(s: Setup, batch, q_tokens, kv_tokens, clock_frac=1.0):
