@@ -1,0 +1,113 @@
+"""Calibration fitting on synthetic measurements with known parameters, and its refusal paths."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hwspecs
+import simulator
+from hwspecs.calibration import Calibration, EffectParams
+from validate import calibrate as cal_mod
+from validate.calibrate import CalibrationRefused, calibrate, predict_layer, split_fit_score
+from validate.compare import compare_kernels, summarize
+
+HW = "h100-sxm5-80gb"
+TRUE = EffectParams(gemm_efficiency_frac=0.71, gemm_tile_m=128, gemm_tile_n=128, gemv_efficiency_frac=0.86,
+                    memory_efficiency_frac=0.91, kernel_latency_s=6.5e-6, attention_prefill_efficiency_frac=0.52,
+                    attention_decode_efficiency_frac=0.77, attention_decode_splits=3.0,
+                    h2d_pinned_efficiency_frac=0.82, h2d_pageable_efficiency_frac=0.31, roofline_knee_exponent=4.0)
+
+
+def synthetic_cases(rng, params=TRUE, noise=0.01):
+    cases = []
+    for m in (1, 4, 16, 64, 256, 1024, 4096, 8192):
+        for n, k in ((4096, 4096), (14336, 4096), (4096, 14336), (6144, 4096)):
+            cases.append(dict(kernel="gemm", m=m, n=n, k=k, dtype="bf16"))
+    for b, s in ((1, 512), (2, 1024), (1, 2048), (4, 4096), (1, 8192), (2, 16384)):
+        cases.append(dict(kernel="attention_prefill", batch=b, seq=s, n_q_heads=32, n_kv_heads=8, head_dim=128,
+                          causal=True, dtype="bf16"))
+    for b in (1, 2, 4, 8, 16, 32, 64, 128):
+        for c in (512, 4096, 32768):
+            cases.append(dict(kernel="attention_decode", batch=b, context=c, n_q_heads=32, n_kv_heads=8,
+                              head_dim=128, dtype="bf16"))
+    for nbytes in np.logspace(4, 9.5, 14):
+        cases.append(dict(kernel="copy", bytes=int(nbytes)))
+        cases.append(dict(kernel="h2d", bytes=int(nbytes), pinned=True))
+        cases.append(dict(kernel="d2h", bytes=int(nbytes), pinned=False))
+    cal = Calibration(hardware_id=HW, vendor=params, triton=params)
+    rows = []
+    for i, c in enumerate(cases):
+        shape = {k: v for k, v in c.items() if k != "kernel"}
+        kp = simulator.predict_kernel(HW, c["kernel"], calibration=cal, **shape)
+        rows.append({"case_id": f"c{i}", "impl": "vendor", "hardware_id": HW, "flops": kp.flops,
+                     "hbm_bytes": kp.hbm_bytes, "median_s": kp.time_s * float(np.exp(rng.normal(0, noise))),
+                     **c})
+    return pd.DataFrame(rows)
+
+
+def test_fit_recovers_known_parameters():
+    rng = np.random.default_rng(1)
+    df = synthetic_cases(rng, noise=0.005)
+    fitted = calibrate(HW, df).calibration.vendor
+    for name in ("gemm_efficiency_frac", "gemv_efficiency_frac", "memory_efficiency_frac",
+                 "attention_prefill_efficiency_frac", "attention_decode_efficiency_frac",
+                 "h2d_pinned_efficiency_frac", "h2d_pageable_efficiency_frac"):
+        assert getattr(fitted, name) == pytest.approx(getattr(TRUE, name), rel=0.03), name
+    assert fitted.kernel_latency_s == pytest.approx(TRUE.kernel_latency_s, rel=0.15)
+    assert (fitted.gemm_tile_m, fitted.gemm_tile_n) == (128, 128)
+
+
+def test_calibrated_error_small_on_held_out_and_beats_defaults():
+    rng = np.random.default_rng(2)
+    res = calibrate(HW, synthetic_cases(rng, noise=0.01))
+    cases = compare_kernels(HW, res.kernels, {"datasheet": None, "calibrated": res.calibration})
+    s = summarize(cases)
+    cal = s[s.source == "calibrated"]
+    assert (cal["mape_frac"] < 0.03).all(), cal
+    assert s[s.source == "datasheet"]["mape_frac"].mean() > cal["mape_frac"].mean()
+    assert set(res.kernels["split"]) == {"fit", "score"}
+
+
+def test_split_interleaves_sizes():
+    df = pd.DataFrame({"case_id": list("abcdef"), "kernel": "copy", "impl": "vendor", "flops": 0.0,
+                       "hbm_bytes": [6, 1, 5, 2, 4, 3]})
+    out = split_fit_score(df)
+    assert list(out["hbm_bytes"]) == [1, 2, 3, 4, 5, 6]
+    assert list(out["split"]) == ["fit", "score"] * 3
+
+
+def test_refuses_wrong_device_and_noisy_data():
+    df = synthetic_cases(np.random.default_rng(3))
+    with pytest.raises(CalibrationRefused, match="not the target"):
+        calibrate("h200-sxm-141gb", df)
+    noisy = df.assign(repeat_spread_frac=0.0)
+    noisy.loc[3, "repeat_spread_frac"] = 0.2
+    with pytest.raises(CalibrationRefused, match="repeated timings"):
+        calibrate(HW, noisy)
+
+
+def test_refusal_leaves_existing_calibration_untouched(tmp_path, monkeypatch):
+    from validate import cli as vcli
+    target = tmp_path / "cal.yaml"
+    hwspecs.write_calibration(Calibration(hardware_id=HW), target)
+    before = target.read_bytes()
+    meas = tmp_path / "m"
+    meas.mkdir()
+    df = synthetic_cases(np.random.default_rng(4)).assign(hardware_id="h200-sxm-141gb")
+    df.to_csv(meas / "kernels.csv", index=False)
+    with pytest.raises(CalibrationRefused):
+        vcli.run_calibrate(HW, meas, target)
+    assert target.read_bytes() == before
+    assert {p.name for p in tmp_path.iterdir()} == {"cal.yaml", "m"}  # no temp file left behind
+
+
+def test_layer_prediction_is_sum_of_layer_ops():
+    row = dict(mode="decode", graph=True, model="llama-3-8b", hidden=4096, n_q_heads=32, n_kv_heads=8,
+               head_dim=128, ffn_hidden=14336, batch=8, seq=float("nan"), context=2048)
+    t = predict_layer(hwspecs.load(HW), row, EffectParams())
+    full = simulator.decode_step(HW, "llama-3-8b", 8, 2048, calibration=None)
+    layer_ops = full.ops[full.ops.scope == "layer"]
+    # One layer = the per-execution time of each layer op (+ graph gaps), i.e. far below the 32-layer step.
+    assert t == pytest.approx(layer_ops.time_s.sum() + len(layer_ops) * EffectParams().graph_launch_overhead_s,
+                              rel=1e-9)
+    assert cal_mod.layer_model(row).n_layers == 1

@@ -1,0 +1,253 @@
+"""Fit the model's effect parameters to measurements, on a fit split; score on the held-out split.
+
+Pure CPU code over the tidy CSVs that ``validate.measure`` writes (no torch import):
+``kernels.csv`` (one row per kernel case), ``layers.csv`` (whole decoder blocks) and ``power.csv``.
+
+Split: within each (kernel, impl) the cases are ordered by size and alternate fit / score, so every
+scored shape lies between fitted ones but was never itself used for fitting.
+
+Fit: per group of parameters (one effect each), least squares on log(predicted / measured) with the
+other parameters held, in dependency order — copies (latency floor, HBM ceiling) → host links →
+GEMM (ceiling, skinny-GEMM efficiency, knee, tile by grid search) → prefill attention → decode
+attention (ceiling, occupancy) → whole layers (eager and graph launch overheads, elementwise
+efficiency) → power (sustained clock). Parameters with no data keep their prior.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+import hwspecs
+import simulator
+from hwspecs.calibration import Calibration, EffectParams, Provenance
+from simulator import engine
+from simulator.api import _KERNEL_SHAPES
+from workloads.model import ModelSpec
+
+# Repeated timings of one case may differ by this much before the data is refused as too noisy.
+REPEAT_TOLERANCE_FRAC = 0.05
+
+KERNEL_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "copy": (("copy",), ("memory_efficiency_frac", "kernel_latency_s")),
+    "host": (("h2d", "d2h"), ("h2d_pinned_efficiency_frac", "h2d_pageable_efficiency_frac")),
+    "gemm": (("gemm",), ("gemm_efficiency_frac", "gemv_efficiency_frac", "roofline_knee_exponent")),
+    "attention_prefill": (("attention_prefill",), ("attention_prefill_efficiency_frac",)),
+    "attention_decode": (("attention_decode",), ("attention_decode_efficiency_frac", "attention_decode_splits",
+                                                 "attention_decode_ctas_per_sm")),
+}
+LAYER_PARAMS = ("eager_launch_overhead_s", "graph_launch_overhead_s", "elementwise_efficiency_frac")
+GEMM_TILES = ((128, 128), (128, 256), (256, 128), (64, 128), (64, 256))
+BOUNDS = {
+    "kernel_latency_s": (0.0, 50e-6), "eager_launch_overhead_s": (0.0, 200e-6),
+    "graph_launch_overhead_s": (0.0, 20e-6), "roofline_knee_exponent": (1.0, 16.0),
+    "attention_decode_splits": (0.05, 64.0), "attention_decode_ctas_per_sm": (0.05, 64.0),
+}
+
+
+class CalibrationRefused(ValueError):
+    """The measurements cannot be trusted for this target; nothing is written."""
+
+
+# ---- data ------------------------------------------------------------------------------------------------
+
+def _shape(row) -> dict:
+    """predict_kernel keyword arguments from a measurement row (CSV cells are floats / strings / NaN)."""
+    shape = {}
+    for key in _KERNEL_SHAPES[row["kernel"]]:
+        v = row.get(key)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        if key == "dtype":
+            shape[key] = str(v)
+        elif key in ("causal", "pinned"):
+            shape[key] = v if isinstance(v, bool) else str(v).strip().lower() in ("true", "1", "1.0")
+        else:
+            shape[key] = int(v)
+    return shape
+
+
+def _size_key(row) -> float:
+    return float(row["flops"] if row.get("flops", 0) and row["flops"] > 0 else row.get("hbm_bytes", 0) or 0)
+
+
+def split_fit_score(df: pd.DataFrame, by=("kernel", "impl")) -> pd.DataFrame:
+    """Add a ``split`` column: within each group, cases sorted by size alternate fit, score, fit, …"""
+    df = df.copy()
+    df["_size"] = [_size_key(r) for r in df.to_dict("records")]
+    df = df.sort_values([*by, "_size", "case_id"]).reset_index(drop=True)
+    df["split"] = df.groupby(list(by)).cumcount().map(lambda i: "fit" if i % 2 == 0 else "score")
+    return df.drop(columns="_size")
+
+
+def check_measurements(df: pd.DataFrame, hardware_id: str) -> None:
+    """Refuse data from another device, or whose repeated timings disagree."""
+    if df.empty:
+        raise CalibrationRefused("no measurements to fit")
+    if "hardware_id" in df.columns:
+        seen = sorted(set(df["hardware_id"].dropna().astype(str)))
+        if seen != [hardware_id]:
+            raise CalibrationRefused(f"measurements are from {', '.join(seen) or 'an unknown device'}, "
+                                     f"not the target {hardware_id}; refusing to calibrate")
+    if "repeat_spread_frac" in df.columns:
+        spread = df["repeat_spread_frac"].dropna()
+        bad = spread[spread > REPEAT_TOLERANCE_FRAC]
+        if len(bad):
+            worst = df.loc[bad.idxmax()]
+            raise CalibrationRefused(
+                f"{len(bad)} case(s) disagree between repeated timings by more than "
+                f"{REPEAT_TOLERANCE_FRAC:.0%} (worst {worst['case_id']}: {bad.max():.1%}); re-measure on a quiet GPU")
+    if (df["median_s"] <= 0).any() or df["median_s"].isna().any():
+        raise CalibrationRefused("median_s must be positive for every case")
+
+
+# ---- predictions -----------------------------------------------------------------------------------------
+
+def predict_rows(hw, rows: list[dict], calibration, impl: str) -> np.ndarray:
+    return np.array([simulator.predict_kernel(hw, r["kernel"], calibration=calibration, impl=impl, **_shape(r)).time_s
+                     for r in rows])
+
+
+def layer_model(row) -> ModelSpec:
+    """A one-layer ModelSpec with the measured block's dimensions."""
+    return ModelSpec(id=f"layer-{row['model']}", name=str(row["model"]), n_layers=1, hidden=int(row["hidden"]),
+                     n_q_heads=int(row["n_q_heads"]), n_kv_heads=int(row["n_kv_heads"]),
+                     head_dim=int(row["head_dim"]), ffn_hidden=int(row["ffn_hidden"]), vocab_size=1)
+
+
+def predict_layer(hw, row, params: EffectParams) -> float:
+    """Time of one decoder block (the ops of scope "layer"), with the launch rule of its mode."""
+    s = engine.make_setup(hw, layer_model(row), params)
+    graph = str(row.get("graph")).strip().lower() in ("true", "1", "1.0")
+    if row["mode"] == "prefill":
+        b, seq = int(row["batch"]), int(row["seq"])
+        pairs = [p for p in engine.phase_ops(s, b, seq, seq) if p[0].scope == "layer"]
+        gpu = sum(t.time_s * op.n_repeats for op, t in pairs)
+        clock = float(engine.sustained_clock_frac(gpu, params))
+        pairs = [p for p in engine.phase_ops(s, b, seq, seq, clock) if p[0].scope == "layer"]
+    else:
+        pairs = [p for p in engine.phase_ops(s, int(row["batch"]), 1, int(row["context"])) if p[0].scope == "layer"]
+    gpu = sum(t.time_s * op.n_repeats for op, t in pairs)
+    n = sum(op.n_repeats for op, _ in pairs)
+    return float(engine.launch_bound_s(gpu, n, params, graph))
+
+
+# ---- fitting ---------------------------------------------------------------------------------------------
+
+def _fit_group(hw, rows, params: EffectParams, names, impl, predict) -> EffectParams:
+    """Least squares on log time ratios over ``names``; returns params with the fitted values."""
+    if not rows:
+        return params
+    measured = np.array([r["median_s"] for r in rows])
+    x0 = np.array([getattr(params, n) for n in names], dtype=float)
+    lo = np.array([BOUNDS.get(n, (0.02, 1.2))[0] for n in names])
+    hi = np.array([BOUNDS.get(n, (0.02, 1.2))[1] for n in names])
+    scale = np.where(x0 > 0, x0, 1e-6)
+
+    def with_x(x):
+        return params.model_copy(update=dict(zip(names, (float(v) for v in x * scale))))
+
+    def resid(x):
+        pred = predict(hw, rows, with_x(x), impl)
+        return np.log(pred / measured)
+
+    res = least_squares(resid, np.clip(x0, lo, hi) / scale, bounds=(lo / scale, hi / scale), x_scale="jac",
+                        diff_step=1e-3, max_nfev=200)
+    return with_x(res.x)
+
+
+def _kernel_predict(hw, rows, params, impl):
+    cal = Calibration(hardware_id=hw.id, vendor=params, triton=params)
+    return predict_rows(hw, rows, cal, impl)
+
+
+def _layer_predict(hw, rows, params, impl):
+    return np.array([predict_layer(hw, r, params) for r in rows])
+
+
+def fit_params(hw, kernels: pd.DataFrame, impl: str, start: EffectParams, layers: pd.DataFrame | None = None,
+               power: pd.DataFrame | None = None) -> EffectParams:
+    """Fit one implementation's parameters from the ``split == "fit"`` rows."""
+    params = start
+    fit = kernels[(kernels["split"] == "fit") & (kernels["impl"] == impl)]
+    for group, (kinds, names) in KERNEL_GROUPS.items():
+        rows = fit[fit["kernel"].isin(kinds)].to_dict("records")
+        if not rows:
+            continue
+        if group == "gemm":
+            best = None
+            for tm, tn in GEMM_TILES:
+                cand = _fit_group(hw, rows, params.model_copy(update={"gemm_tile_m": tm, "gemm_tile_n": tn}),
+                                  names, impl, _kernel_predict)
+                err = float(np.mean(np.log(_kernel_predict(hw, rows, cand, impl)
+                                           / np.array([r["median_s"] for r in rows])) ** 2))
+                if best is None or err < best[0]:
+                    best = (err, cand)
+            params = best[1]
+        else:
+            params = _fit_group(hw, rows, params, names, impl, _kernel_predict)
+    if layers is not None and impl == "vendor" and len(layers):
+        rows = layers[layers["split"] == "fit"].to_dict("records")
+        params = _fit_group(hw, rows, params, LAYER_PARAMS, impl, _layer_predict)
+    if power is not None and impl == "vendor" and len(power):
+        params = fit_sustained_clock(hw, power, params)
+    return params
+
+
+def fit_sustained_clock(hw, power: pd.DataFrame, params: EffectParams) -> EffectParams:
+    """Sustained compute clock = mean SM clock over a multi-second compute-bound run / boost clock."""
+    comp = power[power["run"] == "compute"]
+    if comp.empty or not (comp["mean_sm_clock_hz"] > 0).all():
+        return params
+    frac = float(np.clip(comp["mean_sm_clock_hz"].iloc[0] / hw.boost_clock_hz, 0.2, 1.0))
+    return params.model_copy(update={"sustained_clock_frac": frac})
+
+
+@dataclass
+class FitResult:
+    calibration: Calibration
+    kernels: pd.DataFrame  # with split column
+    layers: pd.DataFrame | None
+
+
+def read_measurements(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    folder = Path(folder)
+    path = folder / "kernels.csv"
+    if not path.is_file():
+        raise CalibrationRefused(f"no kernels.csv in {folder}; run `hwperf validate` on the GPU first")
+    kernels = pd.read_csv(path, comment="#")
+    layers = pd.read_csv(folder / "layers.csv", comment="#") if (folder / "layers.csv").is_file() else None
+    power = pd.read_csv(folder / "power.csv", comment="#") if (folder / "power.csv").is_file() else None
+    return kernels, layers, power
+
+
+def calibrate(hardware_id: str, kernels: pd.DataFrame, layers: pd.DataFrame | None = None,
+              power: pd.DataFrame | None = None, environment: dict | None = None) -> FitResult:
+    """Fit a Calibration for ``hardware_id`` (vendor first, then triton starting from vendor's values)."""
+    hw = hwspecs.resolve_hardware(hardware_id)
+    check_measurements(kernels, hw.id)
+    kernels = split_fit_score(kernels)
+    if layers is not None and len(layers):
+        check_measurements(layers.assign(kernel="layer", impl="vendor", flops=0.0, hbm_bytes=0.0), hw.id)
+        layers = split_fit_score(layers.assign(kernel="layer", impl="vendor", flops=0.0,
+                                               hbm_bytes=layers["batch"] * layers["seq"].fillna(1)
+                                               * layers["context"].fillna(1)), by=("mode", "graph"))
+    vendor = fit_params(hw, kernels, "vendor", EffectParams(), layers, power)
+    triton = fit_params(hw, kernels, "triton", vendor)
+    env = environment or {}
+    prov = Provenance(
+        date=dt.date.today().isoformat(), device_name=str(env.get("gpu_name", kernels.get("gpu_name", pd.Series(["?"])).iloc[0])),
+        driver=str(env.get("driver", "unknown")), torch=str(env.get("torch", "unknown")),
+        triton=str(env.get("triton", "unknown")), git_sha=str(env.get("git_sha", "unknown")),
+        method="per-effect least squares on log(pred/measured), interleaved fit/score split by size",
+        n_fit_cases=int((kernels["split"] == "fit").sum() + (0 if layers is None else (layers["split"] == "fit").sum())),
+        n_score_cases=int((kernels["split"] == "score").sum()
+                          + (0 if layers is None else (layers["split"] == "score").sum())),
+    )
+    return FitResult(Calibration(hardware_id=hw.id, provenance=prov, vendor=vendor, triton=triton), kernels, layers)

@@ -1,0 +1,93 @@
+"""Predicted vs measured, per case and per kernel class, for datasheet-only and calibrated predictions.
+
+Errors are signed relative errors (predicted − measured) / measured; summaries report the absolute
+error's mean (MAPE), median, p90 and max over the held-out (``score``) split unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import hwspecs
+from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration
+from validate.calibrate import predict_layer, predict_rows
+
+
+def compare_kernels(hardware_id: str, kernels: pd.DataFrame, calibrations: dict[str, Calibration | None]) -> pd.DataFrame:
+    """One row per (case, prediction source). ``calibrations`` maps a label ("datasheet", "calibrated",
+    "transfer") to a Calibration (None = datasheet peaks with public defaults)."""
+    hw = hwspecs.resolve_hardware(hardware_id)
+    frames = []
+    for label, cal in calibrations.items():
+        for impl, part in kernels.groupby("impl"):
+            rows = part.to_dict("records")
+            pred = predict_rows(hw, rows, cal if cal is not None else DEFAULT_CALIBRATION, impl)
+            frames.append(pd.DataFrame({
+                "case_id": part["case_id"].values, "kernel": part["kernel"].values, "impl": impl,
+                "split": part["split"].values if "split" in part else "score", "source": label,
+                "measured_s": part["median_s"].values, "predicted_s": pred,
+            }))
+    out = pd.concat(frames, ignore_index=True)
+    out["error_frac"] = (out["predicted_s"] - out["measured_s"]) / out["measured_s"]
+    return out
+
+
+def compare_layers(hardware_id: str, layers: pd.DataFrame, calibrations: dict[str, Calibration | None]) -> pd.DataFrame:
+    hw = hwspecs.resolve_hardware(hardware_id)
+    frames = []
+    for label, cal in calibrations.items():
+        params = (cal or DEFAULT_CALIBRATION).vendor
+        rows = layers.to_dict("records")
+        kind = [f"layer_{r['mode']}_{'graph' if str(r.get('graph')).lower() in ('true', '1', '1.0') else 'eager'}"
+                if r["mode"] == "decode" else "layer_prefill" for r in rows]
+        frames.append(pd.DataFrame({
+            "case_id": layers["case_id"].values, "kernel": kind, "impl": "vendor",
+            "split": layers["split"].values if "split" in layers else "score", "source": label,
+            "measured_s": layers["median_s"].values,
+            "predicted_s": [predict_layer(hw, r, params) for r in rows],
+        }))
+    out = pd.concat(frames, ignore_index=True)
+    out["error_frac"] = (out["predicted_s"] - out["measured_s"]) / out["measured_s"]
+    return out
+
+
+def summarize(cases: pd.DataFrame, split: str | None = "score") -> pd.DataFrame:
+    """MAPE, median, p90 and max absolute relative error per (kernel, impl, source)."""
+    df = cases if split is None else cases[cases["split"] == split]
+    g = df.assign(abs_err=df["error_frac"].abs()).groupby(["kernel", "impl", "source"])["abs_err"]
+    out = pd.DataFrame({
+        "n_cases": g.size(), "mape_frac": g.mean(), "median_abs_err_frac": g.median(),
+        "p90_abs_err_frac": g.quantile(0.9), "max_abs_err_frac": g.max(),
+    }).reset_index()
+    return out
+
+
+def plot(cases: pd.DataFrame, path: str | Path, title: str) -> Path:
+    """Log-log scatter of predicted vs measured, one panel per source; written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sources = list(dict.fromkeys(cases["source"]))
+    fig, axes = plt.subplots(1, len(sources), figsize=(5.5 * len(sources), 5), squeeze=False)
+    lo, hi = cases[["measured_s", "predicted_s"]].min().min() / 2, cases[["measured_s", "predicted_s"]].max().max() * 2
+    for ax, src in zip(axes[0], sources):
+        part = cases[cases["source"] == src]
+        for kernel, k in part.groupby("kernel"):
+            ax.scatter(k["measured_s"], k["predicted_s"], s=10, label=kernel, alpha=0.7)
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15)
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured (s)",
+               ylabel="predicted (s)", title=f"{src}: MAPE {np.mean(np.abs(part['error_frac'])):.1%}")
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
