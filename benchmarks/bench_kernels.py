@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from kernels import attention_decode, attention_prefill, gemm, kv_copy  # noqa: E402
 
 COLUMNS = ["section", "case", "impl", "dtype", "time_s", "flops", "hbm_bytes",
-           "achieved_flops_per_s", "achieved_bytes_per_s", "frac_of_vendor", "config"]
+           "achieved_flops_per_s", "achieved_bytes_per_s", "frac_of_vendor", "host_s_per_call",
+           "config"]
 
 
 def nvidia_smi(fields: str) -> str:
@@ -101,24 +102,52 @@ def timed(fn) -> float:
     return do_bench(fn, warmup=25, rep=100, return_mode="median") * 1e-3
 
 
+def graph_timed(fn) -> float:
+    """Median seconds of a CUDA-graph replay of fn(): the GPU time without launch overhead."""
+    fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return do_bench(graph.replay, warmup=25, rep=100, return_mode="median") * 1e-3
+
+
+def host_time(fn, n=200) -> float:
+    """Host seconds per call when launching n calls back to back (the launch-overhead floor)."""
+    fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    t1 = time.perf_counter()
+    torch.cuda.synchronize()
+    return (t1 - t0) / n
+
+
 def fmt_row(r: dict) -> str:
     tf = r["achieved_flops_per_s"] / 1e12 if r.get("achieved_flops_per_s") else float("nan")
     gb = r["achieved_bytes_per_s"] / 1e9 if r.get("achieved_bytes_per_s") else float("nan")
     frac = r.get("frac_of_vendor", "")
     frac_s = f"{100 * frac:6.1f}%" if isinstance(frac, float) else "       "
+    host = r.get("host_s_per_call", "")
+    frac_s += f"  host {host * 1e6:5.0f} us" if isinstance(host, float) else ""
     return (f"{r['section']:8s} {r['case']:44s} {r['impl']:14s} {r['dtype']:9s} "
             f"{r['time_s'] * 1e3:9.4f} ms {tf:8.1f} TF/s {gb:8.1f} GB/s {frac_s}")
 
 
 def pair(rec, section, case, dtype, flops, nbytes, triton_fn, vendor_fns, config_of=None,
-         vendor_rate=None):
-    """Time Triton and vendor implementation(s); the first vendor is the reference for frac."""
+         vendor_rate=None, variants=()):
+    """Time Triton and vendor implementation(s); the first vendor is the reference for frac.
+
+    ``variants``: extra (name, fn) Triton implementations, recorded like vendors but not used as
+    the reference; a name ending in "(graph)" is timed as a CUDA-graph replay."""
     t_tri = timed(triton_fn)
     config = str(config_of()) if config_of else ""
+    host = host_time(triton_fn) if t_tri < 200e-6 else ""
     vendor_rows = []
-    for name, fn in vendor_fns:
+    for name, fn in list(vendor_fns) + list(variants):
         try:
-            t_v = timed(fn)
+            t_v = graph_timed(fn) if name.endswith("(graph)") else timed(fn)
         except Exception as exc:  # a backend that does not apply to this case: say so, go on
             print(f"  ({name} skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
             continue
@@ -128,10 +157,11 @@ def pair(rec, section, case, dtype, flops, nbytes, triton_fn, vendor_fns, config
                                 achieved_bytes_per_s=nbytes / t_v if nbytes else ""))
     tri = dict(section=section, case=case, impl="triton", dtype=dtype, time_s=t_tri, flops=flops,
                hbm_bytes=nbytes, achieved_flops_per_s=flops / t_tri if flops else "",
-               achieved_bytes_per_s=nbytes / t_tri if nbytes else "", config=config)
+               achieved_bytes_per_s=nbytes / t_tri if nbytes else "", config=config,
+               host_s_per_call=host)
     if vendor_rate is not None:  # memory-bound: fraction of a measured bandwidth
         tri["frac_of_vendor"] = (nbytes / t_tri) / vendor_rate
-    elif vendor_rows:
+    elif vendor_rows and vendor_rows[0]["impl"] == vendor_fns[0][0]:
         tri["frac_of_vendor"] = vendor_rows[0]["time_s"] / t_tri
     for r in [tri] + vendor_rows:
         rec.add(**r)
@@ -161,7 +191,11 @@ LLAMA_LAYERS = {  # name: (N, K) of y[M, N] = x[M, K] @ W[N, K]ᵀ
 
 
 def bench_gemm(rec):
-    best = lambda: gemm._matmul_kernel.best_config
+    def best():  # the config of whichever kernel matmul dispatched to last
+        return (tma_best if dispatch["tma"] else ptr_best)()
+    tma_best = lambda: gemm._matmul_tma_kernel.best_config
+    ptr_best = lambda: gemm._matmul_kernel.best_config
+    dispatch = {"tma": False}
     cases = [("square", n, n, n, dt, False) for n in (4096, 8192) for dt in ("bf16", "fp16")]
     for name, (n, k) in LLAMA_LAYERS.items():
         for m in (256, 1024, 4096, 8192):
@@ -174,21 +208,45 @@ def bench_gemm(rec):
         dtype = DT[dt]
         a = randn(m, k, dtype=dtype)
         b = randn(n, k, dtype=dtype).t() if weight_layout else randn(k, n, dtype=dtype)
-        pair(rec, "gemm", f"{name} M={m} N={n} K={k}", dt, gemm.flops(m, n, k),
-             gemm.hbm_bytes(m, n, k, 2, 2),
-             lambda: gemm.matmul(a, b), [("torch.matmul", lambda: torch.matmul(a, b))],
-             config_of=best)
-        del a, b
+        c = torch.empty((m, n), device="cuda", dtype=dtype)
+        dispatch["tma"] = m > 64 and gemm._tma_eligible(a, b, c)
+        variants = []
+        if dispatch["tma"] and m in (4096, 8192) and name in ("square", "llama3-8b.o",
+                                                                "llama3-70b.gate_up"):
+            # Same-run comparison with the pointer kernel and the warp-specialised TMA loop.
+            variants.append(("triton-ptr", lambda: gemm._launch_pointer(a, b, c)))
+            variants.append(("triton-tma-ws", lambda: gemm._launch_tma(a, b, c, True)))
+        try:
+            pair(rec, "gemm", f"{name} M={m} N={n} K={k}", dt, gemm.flops(m, n, k),
+                 gemm.hbm_bytes(m, n, k, 2, 2),
+                 lambda: gemm.matmul(a, b), [("torch.matmul", lambda: torch.matmul(a, b))],
+                 config_of=best, variants=variants)
+            err = (gemm.matmul(a, b).float() - torch.matmul(a, b).float()).norm() \
+                / torch.matmul(a, b).float().norm()
+            print(f"  rel. difference triton vs torch.matmul: {err.item():.2e}")
+        except Exception as exc:  # keep measuring: record the pointer kernel instead
+            print(f"  FAILED {name} M={m}: {type(exc).__name__}: {str(exc)[:300]}")
+            dispatch["tma"] = False
+            pair(rec, "gemm", f"{name} M={m} N={n} K={k} (pointer kernel)", dt,
+                 gemm.flops(m, n, k), gemm.hbm_bytes(m, n, k, 2, 2),
+                 lambda: gemm._launch_pointer(a, b, c),
+                 [("torch.matmul", lambda: torch.matmul(a, b))], config_of=best)
+        del a, b, c
     # fp8 e4m3: weight as W.t() (K-major), the layout torch._scaled_mm requires.
     for n in (4096, 8192):
         a = randn(n, n, dtype=torch.float8_e4m3fn)
         b = randn(n, n, dtype=torch.float8_e4m3fn).t()
         one = torch.ones((), device="cuda")
-        pair(rec, "gemm", f"square M={n} N={n} K={n}", "fp8", gemm.flops(n, n, n),
-             gemm.hbm_bytes(n, n, n, 1, 2), lambda: gemm.matmul(a, b),
-             [("torch._scaled_mm", lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one,
-                                                            out_dtype=torch.bfloat16))],
-             config_of=best)
+        dispatch["tma"] = gemm._tma_eligible(a, b, torch.empty((n, n), device="cuda",
+                                                                dtype=torch.bfloat16))
+        try:
+            pair(rec, "gemm", f"square M={n} N={n} K={n}", "fp8", gemm.flops(n, n, n),
+                 gemm.hbm_bytes(n, n, n, 1, 2), lambda: gemm.matmul(a, b),
+                 [("torch._scaled_mm", lambda: torch._scaled_mm(
+                     a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16))],
+                 config_of=best)
+        except Exception as exc:
+            print(f"  FAILED fp8 {n}: {type(exc).__name__}: {str(exc)[:300]}")
         del a, b
     rec.note("clocks_after_gemm", nvidia_smi("clocks.sm,clocks.mem,power.draw,temperature.gpu"))
     torch.cuda.empty_cache()
@@ -324,13 +382,26 @@ def bench_decode(rec, copy_bw):
         elif not paged:
             vendors = [("sdpa(enable_gqa)", lambda: F.scaled_dot_product_attention(
                 q[:, :, None], k, v, enable_gqa=True))]
+        run = lambda: attention_decode.decode_attention(q, k, v, lens, table,
+                                                        num_splits=n_splits)
+        small = b * ctx <= 8 * 8192
         pair(rec, "decode",
              f"B={b} ctx={ctx} Hq={hq} Hkv={hkv} D={d} {layout} splits={n_splits}"
              + ("" if splits else "(auto)"), "bf16",
              attention_decode.flops(b, ctx, hq, d),
              attention_decode.hbm_bytes(b, ctx, hq, hkv, d, 2),
-             lambda: attention_decode.decode_attention(q, k, v, lens, table, num_splits=n_splits),
-             vendors, config_of=best, vendor_rate=copy_bw)
+             run, vendors, config_of=best, vendor_rate=copy_bw,
+             variants=[("triton(graph)", run)] if small else [])
+        if small and b == 1 and not paged:
+            import cProfile
+            import pstats
+            prof = cProfile.Profile()
+            prof.enable()
+            for _ in range(200):
+                run()
+            prof.disable()
+            torch.cuda.synchronize()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(12)
     k = v = table = None
     torch.cuda.empty_cache()
 

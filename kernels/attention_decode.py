@@ -47,6 +47,8 @@ def _gpu_configs() -> list[triton.Config]:
 
 if _INTERPRET:
     _CONFIGS = [triton.Config({"BLOCK_N": 32}, num_warps=4)]
+elif os.environ.get("HWPERF_AUTOTUNE", "1") == "0":  # quick GPU test runs: no tuning
+    _CONFIGS = _gpu_configs()[:1]
 else:
     _CONFIGS = _gpu_configs()
 

@@ -43,6 +43,8 @@ def _gpu_configs() -> list[triton.Config]:
 if _INTERPRET:
     # One config under the interpreter (toolchain.md pitfall 2); small tiles keep it cheap.
     _CONFIGS = [triton.Config({"BLOCK_M": 32, "BLOCK_N": 16}, num_warps=4)]
+elif os.environ.get("HWPERF_AUTOTUNE", "1") == "0":  # quick GPU test runs: no tuning
+    _CONFIGS = _gpu_configs()[:1]
 else:
     _CONFIGS = _gpu_configs()
 

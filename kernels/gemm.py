@@ -8,6 +8,14 @@ Each program computes one BLOCK_M × BLOCK_N tile of C, stepping through K in BL
 fp32 accumulator. Tiles are visited in groups of GROUP_M rows ("grouped ordering") so that programs
 running at the same time share A row-panels and B column-panels in L2. The autotuner picks from
 large tiles for prefill-sized M and thin tiles (BLOCK_M 16..64) for decode-sized M (1..64).
+
+On Hopper (sm_90) with 16-byte-aligned operands and M > 64, ``matmul`` runs a second kernel,
+``_matmul_tma_kernel``: persistent (one program per SM walks the tiles in grouped order) and fed by
+the bulk tensor copy engine (TMA descriptors, which also zero-fill ragged edges), as in Triton's
+persistent-matmul tutorial. Elsewhere it runs the pointer kernel.
+
+Set HWPERF_AUTOTUNE=0 to skip autotuning (one config per kernel and shape class): for quick GPU
+test runs, where tuning every test shape costs minutes.
 """
 
 import os
@@ -16,8 +24,14 @@ import torch
 import triton
 import triton.language as tl
 
+try:  # host-side TMA descriptors (Triton >= 3.4)
+    from triton.tools.tensor_descriptor import TensorDescriptor as _TensorDescriptor
+except ImportError:
+    _TensorDescriptor = None
+
 # Read once, at import, like Triton itself (TRITON_INTERPRET is read when a kernel is decorated).
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+_AUTOTUNE = os.environ.get("HWPERF_AUTOTUNE", "1") != "0"
 
 _FP8 = torch.float8_e4m3fn
 _SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, _FP8)
@@ -53,6 +67,10 @@ def _gpu_configs() -> list[triton.Config]:
         cfg(32, 128, 128, 4, 4),
         cfg(64, 64, 128, 4, 4),
         cfg(64, 128, 128, 4, 3),
+        # Narrow N tiles: more programs when N is small (N=4096 → 128 programs with BLOCK_N=32).
+        cfg(16, 32, 256, 4, 4),
+        cfg(32, 32, 256, 4, 4),
+        cfg(64, 32, 128, 4, 4),
     ]
 
 
@@ -64,7 +82,8 @@ def _prune_configs(configs, named_args, **kwargs):
         kept = [c for c in configs if c.kwargs["BLOCK_M"] <= m_pow2 and c.kwargs["BLOCK_M"] <= 64]
     else:
         kept = [c for c in configs if c.kwargs["BLOCK_M"] >= 64]
-    return kept or configs
+    kept = kept or configs
+    return kept if _AUTOTUNE else kept[:1]
 
 
 if _INTERPRET:
@@ -138,6 +157,94 @@ def _matmul_kernel(
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=c_mask)
 
 
+def _set_tma_block_shapes(nargs):
+    bm, bn, bk = nargs["BLOCK_M"], nargs["BLOCK_N"], nargs["BLOCK_K"]
+    nargs["a_desc"].block_shape = [bm, bk]
+    nargs["b_desc"].block_shape = [bn, bk] if nargs["B_KMAJOR"] else [bk, bn]
+    nargs["c_desc"].block_shape = [bm, bn // 2] if nargs["EPILOGUE_SUBTILE"] else [bm, bn]
+
+
+def _tma_configs() -> list[triton.Config]:
+    """Hopper persistent-TMA candidates; the pre-hook sets descriptor block shapes per config."""
+
+    def cfg(bn, bk, warps, stages, subtile):
+        return triton.Config(
+            {"BLOCK_M": 128, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8, "EPILOGUE_SUBTILE": subtile},
+            num_warps=warps, num_stages=stages, pre_hook=_set_tma_block_shapes,
+        )
+
+    configs = [
+        cfg(256, 64, 8, 3, True),
+        cfg(256, 64, 8, 4, True),
+        cfg(256, 64, 8, 3, False),
+        cfg(128, 64, 8, 4, False),
+        cfg(128, 64, 4, 4, False),
+        cfg(128, 128, 8, 3, False),
+        cfg(256, 128, 8, 2, True),
+    ]
+    return configs if _AUTOTUNE and not _INTERPRET else configs[:1]
+
+
+@triton.jit
+def _tile_coords(tile_id, num_pid_m, num_pid_n, GROUP_M: tl.constexpr):
+    """Grouped ordering (see _matmul_kernel) for a persistent loop's tile index."""
+    num_pid_in_group = GROUP_M * num_pid_n
+    group_id = tile_id // num_pid_in_group
+    first_pid_m = group_id * GROUP_M
+    group_size_m = min(num_pid_m - first_pid_m, GROUP_M)
+    pid_m = first_pid_m + ((tile_id % num_pid_in_group) % group_size_m)
+    pid_n = (tile_id % num_pid_in_group) // group_size_m
+    return pid_m, pid_n
+
+
+@triton.autotune(configs=_tma_configs(), key=["M", "N", "K", "B_KMAJOR"])
+@triton.jit
+def _matmul_tma_kernel(
+    a_desc, b_desc, c_desc,
+    M, N, K,
+    B_KMAJOR: tl.constexpr, NUM_SMS: tl.constexpr, WARP_SPECIALIZE: tl.constexpr, FLATTEN: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    EPILOGUE_SUBTILE: tl.constexpr,
+):
+    """Persistent: program p computes tiles p, p + NUM_SMS, … . TMA loads zero-fill past M, N, K
+    and TMA stores clip there, so ragged shapes need no masks."""
+    start_pid = tl.program_id(0)
+    num_pid_m = tl.cdiv(M, BLOCK_M)
+    num_pid_n = tl.cdiv(N, BLOCK_N)
+    k_tiles = tl.cdiv(K, BLOCK_K)
+    num_tiles = num_pid_m * num_pid_n
+    # The epilogue recomputes its tile's coordinates from a second counter so the pipeliner can
+    # overlap the next tile's loads with this tile's store (as in Triton's persistent tutorial).
+    tile_id_c = start_pid - NUM_SMS
+    for tile_id in tl.range(start_pid, num_tiles, NUM_SMS, flatten=FLATTEN,
+                            warp_specialize=WARP_SPECIALIZE):
+        pid_m, pid_n = _tile_coords(tile_id, num_pid_m, num_pid_n, GROUP_M)
+        offs_m = pid_m * BLOCK_M
+        offs_n = pid_n * BLOCK_N
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for ki in range(k_tiles):
+            offs_k = ki * BLOCK_K
+            a = a_desc.load([offs_m, offs_k])
+            if B_KMAJOR:
+                b = b_desc.load([offs_n, offs_k]).T
+            else:
+                b = b_desc.load([offs_k, offs_n])
+            acc = tl.dot(a, b, acc)
+
+        tile_id_c += NUM_SMS
+        pid_m, pid_n = _tile_coords(tile_id_c, num_pid_m, num_pid_n, GROUP_M)
+        offs_cm = pid_m * BLOCK_M
+        offs_cn = pid_n * BLOCK_N
+        if EPILOGUE_SUBTILE:
+            # Store two [BLOCK_M, BLOCK_N/2] halves: half the shared memory for the epilogue.
+            acc = tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1))
+            acc0, acc1 = tl.split(acc)
+            c_desc.store([offs_cm, offs_cn], acc0.to(c_desc.dtype))
+            c_desc.store([offs_cm, offs_cn + BLOCK_N // 2], acc1.to(c_desc.dtype))
+        else:
+            c_desc.store([offs_cm, offs_cn], acc.to(c_desc.dtype))
+
+
 def output_dtype(in_dtype: torch.dtype) -> torch.dtype:
     """fp16 → fp16, bf16 → bf16, fp8 e4m3 → bf16."""
     return torch.bfloat16 if in_dtype == _FP8 else in_dtype
@@ -183,6 +290,16 @@ def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"M, N, K must be >= 1, got M={M}, N={N}, K={K}")
 
     c = torch.empty((M, N), device=a.device, dtype=output_dtype(a.dtype))
+    if M > 64 and _tma_eligible(a, b, c):
+        _launch_tma(a, b, c)
+    else:
+        _launch_pointer(a, b, c)
+    return c
+
+
+def _launch_pointer(a, b, c):
+    M, K = a.shape
+    N = b.shape[1]
     grid = lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
     _matmul_kernel[grid](
         a, b, c,
@@ -192,7 +309,45 @@ def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         c.stride(0), c.stride(1),
         DOT_F32=_INTERPRET and a.dtype == torch.bfloat16,
     )
-    return c
+
+
+def _tma_eligible(a, b, c) -> bool:
+    """TMA needs sm_90+, a unit inner stride, 16-byte-aligned base and outer strides."""
+    if _TensorDescriptor is None or _INTERPRET or a.device.type != "cuda":
+        return False
+    if torch.cuda.get_device_capability(a.device)[0] < 9:
+        return False
+
+    def ok(t):  # 2-D view with one unit stride; the other stride and the base 16-byte aligned
+        inner = 1 if t.stride(1) == 1 else (0 if t.stride(0) == 1 else None)
+        if inner is None:
+            return False
+        outer = t.stride(1 - inner)
+        return (outer * t.element_size()) % 16 == 0 and t.data_ptr() % 16 == 0
+
+    b_kmajor = b.stride(0) == 1 and b.stride(1) != 1
+    if a.dtype == _FP8 and not b_kmajor:
+        return False  # fp8 wgmma wants B K-major; the pointer kernel handles a row-major B
+    return ok(a) and a.stride(1) == 1 and ok(b) and ok(c)
+
+
+def _launch_tma(a, b, c, warp_specialize: bool = False):
+    M, K = a.shape
+    N = b.shape[1]
+    b_kmajor = b.stride(0) == 1 and b.stride(1) != 1  # b is W.t() of a row-major W [N, K]
+    # Block shapes are placeholders; the autotuner's pre-hook sets them per config.
+    a_desc = _TensorDescriptor.from_tensor(a, [1, 1])
+    b_desc = _TensorDescriptor.from_tensor(b.t() if b_kmajor else b, [1, 1])
+    c_desc = _TensorDescriptor.from_tensor(c, [1, 1])
+    n_sms = (torch.cuda.get_device_properties(a.device).multi_processor_count
+             if a.device.type == "cuda" else 4)  # 4 under the interpreter: exercises the loop
+    grid = lambda meta: (
+        min(n_sms, triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"])),)
+    _matmul_tma_kernel[grid](
+        a_desc, b_desc, c_desc, M, N, K,
+        B_KMAJOR=b_kmajor, NUM_SMS=n_sms, WARP_SPECIALIZE=warp_specialize,
+        FLATTEN=not warp_specialize,
+    )
 
 
 def reference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
