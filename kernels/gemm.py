@@ -13,8 +13,8 @@ On Hopper (sm_90), for fp16/bf16 problems of at least _TMA_MIN_FLOPS with 16-byt
 operands, ``matmul`` runs a second kernel, ``_matmul_tma_kernel``: persistent (one program per SM
 walks the tiles in grouped order) and fed by the bulk tensor copy engine (TMA descriptors, which
 also zero-fill ragged edges), as in Triton's persistent-matmul tutorial. Measured on an H100 with
-Triton 3.6 (benchmarks/results/): 93-116% of cuBLAS for M >= 4096 against 74-90% for the pointer
-kernel. Smaller problems and fp8 run the pointer kernel: its host launch costs about half the TMA
+Triton 3.6 (benchmarks/results/kernels_nvidia-h100-80gb-hbm3.csv): 88-109% of cuBLAS for fp16/bf16
+M >= 4096, where the pointer kernel reached 74-94% in the same run. Smaller problems and fp8 run the pointer kernel: its host launch costs about half the TMA
 launch (~70 vs ~140 us per call on that host: Triton encodes the descriptors at every launch), which
 dominates GEMMs under ~150 us, and on fp8 it measured faster (93-95% of torch._scaled_mm vs 79%).
 
