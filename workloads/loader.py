@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from hwspecs.loader import _parse_yaml
+from hwspecs.loader import _format_validation, _parse_yaml
 from pydantic import ValidationError
 
 from workloads.model import ModelSpec
@@ -34,8 +34,7 @@ def _load_file(path: Path) -> ModelSpec:
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as e:
-        msgs = "; ".join(f"{'.'.join(map(str, x['loc'])) or '(top level)'}: {x['msg']}" for x in e.errors())
-        raise ModelError(f"{path}: {msgs}") from None
+        raise ModelError(_format_validation(e, str(path))) from None
 
 
 @lru_cache(maxsize=None)
