@@ -1,0 +1,215 @@
+"""Timing of GPU callables with CUDA events, in the spirit of ``triton.testing.do_bench``.
+
+Method (validate/ measures like a physicist, DESIGN.md house style 10):
+
+- Each callable is warmed up first (compilation, autotuning, cuBLAS handle creation stay out).
+- A short calibration run estimates one call's time; the number of repetitions then fills a fixed
+  time budget per case (default 50 ms), clamped to ``[min_reps, max_reps]``.
+- Eager timing puts a CUDA event pair around every call and takes quantiles of the per-call times.
+  For small kernels that includes the host launch gap (the GPU waits for the CPU), which is exactly
+  the eager per-kernel latency floor a serving loop without graphs pays.
+- Graph timing captures ``n_inner`` calls in one CUDA graph and times whole replays, so launch gaps
+  vanish and per-call time = replay time / ``n_inner``.
+- Inputs smaller than the L2 cache would be measured from L2, not HBM: the caller passes several
+  input sets (see :func:`n_rotation_sets`) and calls rotate among them.
+- Around the timed loop NVML is read: SM clock while the queue is still busy, board power at the
+  end (NVML's trailing ~1 s average on Hopper, so it mixes in what ran just before) and the total
+  energy counter before and after (joules over the timed region's wall time, launch gaps included).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Quantiles of per-call device time (seconds) plus device state read around the timed loop."""
+
+    median_s: float
+    p10_s: float
+    p90_s: float
+    n_reps: int
+    graph: bool
+    sm_clock_hz: float | None = None
+    power_w: float | None = None
+    energy_j: float | None = None
+    wall_s: float | None = None
+
+
+def n_rotation_sets(set_bytes: int, l2_bytes: int, max_sets: int = 256) -> int:
+    """How many distinct input sets to rotate through so successive calls miss in L2.
+
+    Sets whose footprint already exceeds 3x L2 need no rotation; smaller ones are replicated until
+    the cycle spans 3x L2 (LRU-like replacement then evicts a set before it is reused), capped at
+    ``max_sets``.
+    """
+    if set_bytes <= 0:
+        return 1
+    target = 3 * max(l2_bytes, 1)
+    if set_bytes >= target:
+        return 1
+    return int(min(max_sets, math.ceil(target / set_bytes)))
+
+
+def _quantiles(times_s: Sequence[float]) -> tuple[float, float, float]:
+    arr = np.asarray(times_s, dtype=np.float64)
+    p10, med, p90 = np.quantile(arr, [0.1, 0.5, 0.9])
+    return float(med), float(p10), float(p90)
+
+
+def _estimate_call_s(torch, fns: Sequence[Callable[[], object]], n: int) -> float:
+    """Mean time of ``n`` back-to-back calls (one event pair around all), seconds."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for i in range(n):
+        fns[i % len(fns)]()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) * 1e-3 / n
+
+
+def bench(
+    fns: Sequence[Callable[[], object]],
+    *,
+    budget_s: float = 0.05,
+    warmup_s: float = 0.01,
+    min_reps: int = 5,
+    max_reps: int = 1000,
+    nvml=None,
+) -> Timing:
+    """Eager timing: one CUDA event pair around each call; calls rotate over ``fns``.
+
+    ``fns`` are zero-argument closures, one per input set (all doing the same work). Returns
+    quantiles of per-call time over ``n_reps`` calls.
+    """
+    import torch
+
+    fns = list(fns)
+    fns[0]()  # compile / autotune / handle creation
+    torch.cuda.synchronize()
+    est_s = _estimate_call_s(torch, fns, min(len(fns), 3) or 1)
+    n_warm = int(min(max_reps, max(1, warmup_s / max(est_s, 1e-7))))
+    _estimate_call_s(torch, fns, n_warm)
+    est_s = _estimate_call_s(torch, fns, max(1, min(len(fns), 5)))
+    n_reps = int(min(max_reps, max(min_reps, budget_s / max(est_s, 1e-7))))
+
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_reps)]
+    state = _DeviceReadings(nvml)
+    state.begin()
+    for i in range(n_reps):
+        starts[i].record()
+        fns[i % len(fns)]()
+        ends[i].record()
+    state.busy()
+    torch.cuda.synchronize()
+    state.end()
+    times_s = [s.elapsed_time(e) * 1e-3 for s, e in zip(starts, ends)]
+    med, p10, p90 = _quantiles(times_s)
+    return state.timing(med, p10, p90, n_reps, graph=False)
+
+
+def bench_graph(
+    fns: Sequence[Callable[[], object]],
+    *,
+    budget_s: float = 0.05,
+    min_calls_per_graph: int = 20,
+    min_reps: int = 5,
+    max_reps: int = 500,
+    nvml=None,
+) -> Timing:
+    """CUDA-graph timing: capture ``n_inner`` rotating calls, time replays, report per-call time.
+
+    ``n_inner`` is a multiple of ``len(fns)`` (every input set used equally) and at least
+    ``min_calls_per_graph``. Fails (raises) for callables that synchronise or allocate host memory.
+    """
+    import torch
+
+    fns = list(fns)
+    # Warm up on a side stream, as graph capture requires for lazily initialised libraries.
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for fn in fns[: min(len(fns), 3)]:
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+
+    n_inner = len(fns) * max(1, math.ceil(min_calls_per_graph / len(fns)))
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for i in range(n_inner):
+            fns[i % len(fns)]()
+    graph.replay()
+    torch.cuda.synchronize()
+
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    graph.replay()
+    end.record()
+    end.synchronize()
+    est_replay_s = start.elapsed_time(end) * 1e-3
+    n_reps = int(min(max_reps, max(min_reps, budget_s / max(est_replay_s, 1e-7))))
+
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_reps)]
+    state = _DeviceReadings(nvml)
+    state.begin()
+    for i in range(n_reps):
+        starts[i].record()
+        graph.replay()
+        ends[i].record()
+    state.busy()
+    torch.cuda.synchronize()
+    state.end()
+    times_s = [s.elapsed_time(e) * 1e-3 / n_inner for s, e in zip(starts, ends)]
+    med, p10, p90 = _quantiles(times_s)
+    del graph
+    return state.timing(med, p10, p90, n_reps * n_inner, graph=True)
+
+
+class _DeviceReadings:
+    """NVML readings around one timed loop (all None without NVML)."""
+
+    def __init__(self, nvml):
+        self.nvml = nvml if (nvml is not None and nvml.available) else None
+        self.e0 = self.e1 = self.clock = self.power = None
+        self.t0 = self.t1 = None
+
+    def begin(self):
+        if self.nvml:
+            self.e0 = self.nvml.energy_j()
+        self.t0 = time.perf_counter()
+
+    def busy(self):
+        # Read while the queued work is (normally) still running, so the clock is the loaded one.
+        if self.nvml:
+            self.clock = self.nvml.sm_clock_hz()
+
+    def end(self):
+        self.t1 = time.perf_counter()
+        if self.nvml:
+            self.e1 = self.nvml.energy_j()
+            self.power = self.nvml.power_w()
+
+    def timing(self, med, p10, p90, n_reps, graph) -> Timing:
+        energy = None
+        if self.e0 is not None and self.e1 is not None:
+            energy = self.e1 - self.e0
+        return Timing(
+            median_s=med,
+            p10_s=p10,
+            p90_s=p90,
+            n_reps=n_reps,
+            graph=graph,
+            sm_clock_hz=self.clock,
+            power_w=self.power,
+            energy_j=energy,
+            wall_s=self.t1 - self.t0,
+        )
