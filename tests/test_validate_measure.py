@@ -238,3 +238,10 @@ def test_quick_run_on_gpu(tmp_path):
     assert set(df["kernel"]) >= {"gemm", "attention_prefill", "attention_decode", "copy"}
     assert (df["median_s"] > 0).all()
     assert (tmp_path / "environment.json").is_file() and (tmp_path / "layers.csv").is_file()
+
+
+def test_interleaved_order_covers_the_range_first():
+    from validate.measure import _bisection_order
+
+    assert _bisection_order([1, 8, 32, 128, 512]) == [1, 512, 32, 8, 128]
+    assert sorted(_bisection_order(list(range(14)))) == list(range(14))

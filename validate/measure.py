@@ -72,7 +72,9 @@ KERNELS: tuple[str, ...] = (
 )
 DEFAULT_OUT_DIR = Path(__file__).resolve().parent / "measurements"
 
-GRAPH_BELOW_S = 100e-6  # kernels faster than this also get a CUDA-graph row (launch gaps dominate)
+# Kernels whose eager time is below this also get a CUDA-graph row: launch gaps dominate there
+# (Triton's Python launch path alone costs ~50-100 µs on the H100 machine).
+GRAPH_BELOW_S = 300e-6
 CHECK_REL_TOL = 2e-2  # Triton vs vendor on the same bf16/fp16/fp8 inputs, ‖Δ‖/‖ref‖
 MAX_SET_BYTES = 10e9  # skip shapes whose one input set exceeds this (keeps H100 80 GB safe)
 DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp8": "float8_e4m3fn"}
@@ -243,6 +245,47 @@ KV_CACHE_BLOCKS = 65536  # 65536 × 32 KiB = 2 GiB cache
 KV_GATHER_BLOCKS = (16, 128, 1024, 8192, 32768)
 
 
+SECTIONS: tuple[str, ...] = (
+    "gemm", "attention_prefill", "attention_decode", "copy", "host", "kv", "gemm_fp8",
+    "gemm_triton", "attention_prefill_triton",
+)
+
+
+def only_impl(groups: list[Group], impl: str) -> list[Group]:
+    """The groups that have an ``impl`` variant, reduced to that variant alone."""
+    out = []
+    for g in groups:
+        kept = [v for v in g.variants if v.impl == impl]
+        if kept:
+            out.append(dataclasses.replace(g, variants=kept))
+    return out
+
+
+def interleave(groups: list[Group], key: str, values: Sequence[int]) -> list[Group]:
+    """Order groups so a prefix covers the ``key`` range evenly (bisection order of ``values``).
+
+    Groups whose ``key`` is not among ``values`` (e.g. square GEMMs) keep their place in front.
+    """
+    order = _bisection_order(sorted(values))
+    rank = {v: i for i, v in enumerate(order)}
+    return sorted(groups, key=lambda g: rank.get(g.shape.get(key), -1))  # stable
+
+
+def _bisection_order(values: list[int]) -> list[int]:
+    """Ends first, then midpoints: [1, 8, 32, 128, 512] → [1, 512, 32, 8, 128]."""
+    if len(values) <= 2:
+        return list(values)
+    out, queue = [values[0], values[-1]], [(0, len(values) - 1)]
+    while queue:
+        lo, hi = queue.pop(0)
+        if hi - lo < 2:
+            continue
+        mid = (lo + hi) // 2
+        out.append(values[mid])
+        queue += [(lo, mid), (mid, hi)]
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
     """What to sweep and how long to spend (seconds, per case and per section)."""
@@ -257,8 +300,9 @@ class SweepConfig:
             quick=False,
             case_budget_s=0.04,
             section_budget_s={
-                "gemm": 130.0, "gemm_fp8": 20.0, "attention_prefill": 60.0,
-                "attention_decode": 70.0, "copy": 15.0, "host": 25.0, "kv": 15.0,
+                "gemm": 40.0, "attention_prefill": 20.0, "attention_decode": 60.0, "copy": 15.0,
+                "host": 25.0, "kv": 15.0, "gemm_fp8": 25.0, "gemm_triton": 90.0,
+                "attention_prefill_triton": 50.0, "layers": 45.0,
             },
         )
 
@@ -267,8 +311,7 @@ class SweepConfig:
         return cls(
             quick=True,
             case_budget_s=0.01,
-            section_budget_s={k: 30.0 for k in (
-                "gemm", "gemm_fp8", "attention_prefill", "attention_decode", "copy", "host", "kv")},
+            section_budget_s={k: 30.0 for k in SECTIONS + ("layers",)},
         )
 
 
@@ -835,7 +878,7 @@ def run_all(
         quick: a tiny subset (a few shapes per kernel, 1 s power runs): seconds, for smoke tests.
         progress: show rich progress bars and a per-section log on stderr.
         layers, power: include the whole-layer and the sustained-power measurements.
-        power_run_s: seconds per sustained power run (default 6 s, quick 1 s).
+        power_run_s: seconds per sustained power run (default 5 s, quick 1 s).
 
     Returns:
         :class:`RunResult` with the folder, file paths, row counts and headline numbers.
@@ -881,7 +924,9 @@ def run_all(
             "sm_clock_hz": "NVML SM clock read after enqueueing the timed loop (GPU busy)",
             "power_w": "NVML nvmlDeviceGetPowerUsage at the end of the timed loop (a trailing "
                        "~1 s average on Hopper)",
-            "energy_j": "NVML total-energy counter difference over the timed loop's wall time",
+            "energy_j": "NVML total-energy counter difference over the timed loop's wall time; "
+                        "empty for loops shorter than validate.timing.ENERGY_MIN_WALL_S (the "
+                        "counter advances in ~100 ms steps); power.csv has sustained energy",
             "repeat_spread_frac": "|t2 - t1| / min(t1, t2) of a case timed early and again at "
                                   "the end of the kernel sweep",
             "counts": "flops/hbm_bytes from kernels.<module>.flops/hbm_bytes; copy and KV "
@@ -903,16 +948,24 @@ def run_all(
         write_json_atomic(files["environment"], meta)
 
     console, bar = _progress(progress)
+    # Vendor references of GEMM and prefill first, their Triton rows last: Triton autotunes per
+    # shape (seconds each), so if a section's time budget runs out it is Triton coverage that
+    # thins, spread evenly over the grid by the interleaved order, never the vendor baseline.
+    fp8_ok = torch.cuda.get_device_capability(0) >= (8, 9)
     sections = [
-        ("gemm", lambda: gemm_groups(torch, kern, cfg)),
-        ("gemm_fp8", lambda: gemm_groups(torch, kern, cfg, fp8=True)
-         if torch.cuda.get_device_capability(0) >= (8, 9) else []),
-        ("attention_prefill", lambda: prefill_groups(torch, kern, cfg)),
+        ("gemm", lambda: only_impl(gemm_groups(torch, kern, cfg), "vendor")),
+        ("attention_prefill", lambda: only_impl(prefill_groups(torch, kern, cfg), "vendor")),
         ("attention_decode", lambda: decode_groups(torch, kern, cfg)),
         ("copy", lambda: copy_groups(torch, kern, cfg)),
         ("host", lambda: host_groups(torch, kern, cfg)),
         ("kv", lambda: kv_groups(torch, kern, cfg)),
+        ("gemm_fp8", lambda: gemm_groups(torch, kern, cfg, fp8=True) if fp8_ok else []),
+        ("gemm_triton", lambda: interleave(only_impl(gemm_groups(torch, kern, cfg), "triton"),
+                                           "m", GEMM_M_TRITON)),
+        ("attention_prefill_triton", lambda: interleave(
+            only_impl(prefill_groups(torch, kern, cfg), "triton"), "seq", PREFILL_SEQS)),
     ]
+    assert tuple(name for name, _ in sections) == SECTIONS
     all_groups: list[Group] = []
     with bar or _nullcontext():
         for name, build in sections:
@@ -937,7 +990,8 @@ def run_all(
             from validate.layers import LAYER_COLUMNS, run_layers
 
             t0 = time.perf_counter()
-            layer_rows, layer_failures = run_layers(env, nvml, quick=quick, progress=bar)
+            layer_rows, layer_failures = run_layers(env, nvml, quick=quick, progress=bar,
+                                                    budget_s=cfg.section_budget_s["layers"])
             runner.failures += layer_failures
             files["layers"] = write_csv_atomic(folder / "layers.csv", layer_rows, LAYER_COLUMNS)
             runner.section_s["layers"] = time.perf_counter() - t0
@@ -950,7 +1004,7 @@ def run_all(
             from validate.power import POWER_COLUMNS, TRACE_COLUMNS, run_power
 
             t0 = time.perf_counter()
-            run_s = power_run_s if power_run_s is not None else (1.0 if quick else 6.0)
+            run_s = power_run_s if power_run_s is not None else (1.0 if quick else 5.0)
             power_rows, trace_rows, power_meta = run_power(env, nvml, run_s=run_s, progress=bar)
             files["power"] = write_csv_atomic(folder / "power.csv", power_rows, POWER_COLUMNS)
             files["power_trace"] = write_csv_atomic(folder / "power_trace.csv", trace_rows,

@@ -14,7 +14,8 @@ Method (validate/ measures like a physicist, DESIGN.md house style 10):
   input sets (see :func:`n_rotation_sets`) and calls rotate among them.
 - Around the timed loop NVML is read: SM clock while the queue is still busy, board power at the
   end (NVML's trailing ~1 s average on Hopper, so it mixes in what ran just before) and the total
-  energy counter before and after (joules over the timed region's wall time, launch gaps included).
+  energy counter before and after (joules over the timed region's wall time, launch gaps included;
+  only for loops of at least ``ENERGY_MIN_WALL_S``, since the counter advances in ~100 ms steps).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ import time
 from typing import Callable, Sequence
 
 import numpy as np
+
+
+# NVML's energy counter advances in steps (seen on an H100: 0 J or 12-30 J jumps over 10-50 ms
+# loops, i.e. ~100 ms updates), so energy is only reported for loops at least this long.
+ENERGY_MIN_WALL_S = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +206,8 @@ class _DeviceReadings:
 
     def timing(self, med, p10, p90, n_reps, graph) -> Timing:
         energy = None
-        if self.e0 is not None and self.e1 is not None:
+        wall_s = self.t1 - self.t0
+        if self.e0 is not None and self.e1 is not None and wall_s >= ENERGY_MIN_WALL_S:
             energy = self.e1 - self.e0
         return Timing(
             median_s=med,
@@ -211,5 +218,5 @@ class _DeviceReadings:
             sm_clock_hz=self.clock,
             power_w=self.power,
             energy_j=energy,
-            wall_s=self.t1 - self.t0,
+            wall_s=wall_s,
         )
