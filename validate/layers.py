@@ -198,7 +198,7 @@ def run_layers(env, nvml, quick: bool = False, progress=None, budget_s: float = 
                 x = torch.randn(batch, seq, dims.hidden, device="cuda", dtype=torch.bfloat16)
                 cos, sin = layer.rope_tables(torch.arange(seq, device="cuda"))
                 add(row, bench([lambda: layer.prefill(x, cos, sin)], budget_s=case_budget_s,
-                               min_reps=3, nvml=nvml))
+                               min_batches=3, nvml=nvml))
             except Exception as exc:
                 fail(row, "run", exc)
             finally:

@@ -4,10 +4,12 @@ Method (validate/ measures like a physicist, DESIGN.md house style 10):
 
 - Each callable is warmed up first (compilation, autotuning, cuBLAS handle creation stay out).
 - A short calibration run estimates one call's time; the number of repetitions then fills a fixed
-  time budget per case (default 50 ms), clamped to ``[min_reps, max_reps]``.
-- Eager timing puts a CUDA event pair around every call and takes quantiles of the per-call times.
-  For small kernels that includes the host launch gap (the GPU waits for the CPU), which is exactly
-  the eager per-kernel latency floor a serving loop without graphs pays.
+  time budget per case (default 50 ms), within fixed minimum and maximum counts.
+- Eager timing queues batches of back-to-back calls (~1 ms of work, at least one pass over the
+  input sets) with one CUDA event pair per batch and takes quantiles of batch time / calls. For
+  small kernels the GPU then waits on the host between launches, so the per-call time is the eager
+  issue rate a serving loop without graphs pays (events between single calls would add their own
+  host cost and make such kernels flip between launch-bound and GPU-bound from run to run).
 - Graph timing captures ``n_inner`` calls in one CUDA graph and times whole replays, so launch gaps
   vanish and per-call time = replay time / ``n_inner``.
 - Inputs smaller than the L2 cache would be measured from L2, not HBM: the caller passes several
@@ -85,40 +87,48 @@ def bench(
     *,
     budget_s: float = 0.05,
     warmup_s: float = 0.01,
-    min_reps: int = 5,
-    max_reps: int = 1000,
+    batch_s: float = 1e-3,
+    min_batches: int = 5,
+    max_batches: int = 1000,
     nvml=None,
 ) -> Timing:
-    """Eager timing: one CUDA event pair around each call; calls rotate over ``fns``.
+    """Eager timing: batches of back-to-back calls, one CUDA event pair per batch.
 
-    ``fns`` are zero-argument closures, one per input set (all doing the same work). Returns
-    quantiles of per-call time over ``n_reps`` calls.
+    ``fns`` are zero-argument closures, one per input set (all doing the same work); calls rotate
+    over them. A batch holds at least one pass over the sets and about ``batch_s`` of work, so a
+    per-call event never sits between two calls: a launch-bound kernel shows the host issue rate
+    an eager loop really achieves, not the cost of recording events. Returns quantiles over batches
+    of per-call time (batch time / calls per batch); ``n_reps`` counts calls.
     """
     import torch
 
     fns = list(fns)
+    n_sets = len(fns)
     fns[0]()  # compile / autotune / handle creation
     torch.cuda.synchronize()
-    est_s = _estimate_call_s(torch, fns, min(len(fns), 3) or 1)
-    n_warm = int(min(max_reps, max(1, warmup_s / max(est_s, 1e-7))))
+    est_s = _estimate_call_s(torch, fns, min(n_sets, 3))
+    n_warm = int(min(1000, max(1, warmup_s / max(est_s, 1e-7))))
     _estimate_call_s(torch, fns, n_warm)
-    est_s = _estimate_call_s(torch, fns, max(1, min(len(fns), 5)))
-    n_reps = int(min(max_reps, max(min_reps, budget_s / max(est_s, 1e-7))))
+    est_s = _estimate_call_s(torch, fns, max(n_sets, min(100, int(batch_s / max(est_s, 1e-7)))))
+    per_batch = max(1, math.ceil(batch_s / max(est_s, 1e-7)))
+    per_batch = n_sets * math.ceil(per_batch / n_sets)
+    n_batches = int(min(max_batches, max(min_batches, budget_s / (per_batch * max(est_s, 1e-7)))))
 
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_reps)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_reps)]
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_batches)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_batches)]
     state = _DeviceReadings(nvml)
     state.begin()
-    for i in range(n_reps):
-        starts[i].record()
-        fns[i % len(fns)]()
-        ends[i].record()
+    for b in range(n_batches):
+        starts[b].record()
+        for i in range(per_batch):
+            fns[i % n_sets]()
+        ends[b].record()
     state.busy()
     torch.cuda.synchronize()
     state.end()
-    times_s = [s.elapsed_time(e) * 1e-3 for s, e in zip(starts, ends)]
+    times_s = [s.elapsed_time(e) * 1e-3 / per_batch for s, e in zip(starts, ends)]
     med, p10, p90 = _quantiles(times_s)
-    return state.timing(med, p10, p90, n_reps, graph=False)
+    return state.timing(med, p10, p90, n_batches * per_batch, graph=False)
 
 
 def bench_graph(
