@@ -245,3 +245,13 @@ def test_interleaved_order_covers_the_range_first():
 
     assert _bisection_order([1, 8, 32, 128, 512]) == [1, 512, 32, 8, 128]
     assert sorted(_bisection_order(list(range(14)))) == list(range(14))
+
+
+def test_written_files_are_not_private(tmp_path):
+    """mkstemp creates 0600 files; the written CSV gets the umask's normal mode instead."""
+    umask = os.umask(0o022)
+    try:
+        path = write_csv_atomic(tmp_path / "kernels.csv", _synthetic_rows(), KERNEL_COLUMNS)
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -94,6 +94,14 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _replace_readable(tmp: str, path: Path) -> None:
+    """os.replace, after giving the temp file (mkstemp makes it 0600) the umask's normal mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def write_csv_atomic(path: Path | str, rows: Iterable[dict], columns: Sequence[str]) -> Path:
     """Write ``rows`` to ``path`` with exactly ``columns``, atomically (temp file + os.replace).
 
@@ -118,7 +126,7 @@ def write_csv_atomic(path: Path | str, rows: Iterable[dict], columns: Sequence[s
                 writer.writerow([_cell(row.get(c)) for c in columns])
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        _replace_readable(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -134,7 +142,7 @@ def write_json_atomic(path: Path | str, obj: Any) -> Path:
         with os.fdopen(fd, "w") as fh:
             json.dump(obj, fh, indent=2, sort_keys=True, default=str)
             fh.write("\n")
-        os.replace(tmp, path)
+        _replace_readable(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
