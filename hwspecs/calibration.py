@@ -21,6 +21,8 @@ class EffectParams(BaseModel):
 
     # Achievable ceilings. GEMM: MAMF finder measured 0.80 of dense bf16 peak on H100 SXM, 0.87 on A100.
     gemm_efficiency_frac: float = Field(default=0.80, gt=0, le=1.2)
+    # 8-bit GEMMs (fp8/int8) reach a lower fraction of their (doubled) peak: 0.70 vs 0.79 for bf16 on H100.
+    gemm_8bit_efficiency_frac: float = Field(default=0.70, gt=0, le=1.2)
     # Output tile the GEMM library picks for large shapes; drives tile and wave quantization
     # (NVIDIA Matrix Multiplication Background guide, DU-09799-001 §3.1-3.2).
     gemm_tile_m: int = Field(default=128, gt=0)
@@ -32,19 +34,37 @@ class EffectParams(BaseModel):
     # Elementwise/norm kernels move bytes less efficiently than a pure copy.
     elementwise_efficiency_frac: float = Field(default=0.70, gt=0, le=1.2)
     # Fixed per-kernel time (launch + ramp + tail), seen by CUDA events; te42kyfo gpu-small-kernels fit ≈ 2-5 µs.
+    # Copies and elementwise kernels use kernel_latency_s; GEMMs and attention (split-KV decode is two
+    # kernels: partial attention + reduce) have their own floors.
     kernel_latency_s: float = Field(default=4.0e-6, ge=0)
+    gemm_latency_s: float = Field(default=4.0e-6, ge=0)
+    attention_latency_s: float = Field(default=6.0e-6, ge=0)
+    attention_decode_latency_s: float = Field(default=6.0e-6, ge=0)
     # Sharpness of the compute↔memory knee: t = (t_c^p + t_m^p)^(1/p); p → ∞ is the plain max().
     roofline_knee_exponent: float = Field(default=4.0, ge=1)
-    # Flash-attention forward reaches 0.35 (FA2) to 0.75 (FA3) of H100 dense peak.
-    attention_prefill_efficiency_frac: float = Field(default=0.45, gt=0, le=1.2)
+    # Flash-attention forward reaches 0.35 (FA2) to 0.75 (FA3) of H100 dense peak on its matmuls; here the
+    # fraction is of the tile work below (matmuls + softmax-equivalent), so it can exceed the matmul-only one ...
+    attention_prefill_efficiency_frac: float = Field(default=0.60, gt=0, le=2.0)
+    # ... the softmax/rescale work per score tile costs like this many extra head dims (so D=64 runs at a
+    # lower FLOP rate than D=128), each 128-row query block pays this many extra key tiles (load Q,
+    # write O) and causal diagonal tiles (masked) cost this fraction of a tile more.
+    attention_softmax_overhead_dim: float = Field(default=64.0, ge=0)
+    attention_q_block_overhead_tiles: float = Field(default=1.0, ge=0)
+    attention_causal_diag_overhead_frac: float = Field(default=0.3, ge=0)
     # Decode attention streams KV at up to this fraction of HBM once the GPU is full ...
     attention_decode_efficiency_frac: float = Field(default=0.80, gt=0, le=1.2)
-    # ... and the GPU is full when (sequences × kv-heads × splits) ≥ n_sms × ctas_per_sm.
-    attention_decode_splits: float = Field(default=1.0, gt=0)
+    # ... split-KV (flash-decoding) gives each (sequence, kv-head) ceil(context / split_tokens) splits, at
+    # most attention_decode_splits; the GPU is full when sequences × kv-heads × splits ≥ n_sms × ctas_per_sm.
+    attention_decode_split_tokens: float = Field(default=512.0, gt=0)
+    attention_decode_splits: float = Field(default=16.0, gt=0)
     attention_decode_ctas_per_sm: float = Field(default=2.0, gt=0)
     # Host↔device over PCIe: pinned ≈ 0.87 of Gen5 x16 (55/63 GB/s), pageable far lower.
     h2d_pinned_efficiency_frac: float = Field(default=0.85, gt=0, le=1.2)
-    h2d_pageable_efficiency_frac: float = Field(default=0.40, gt=0, le=1.2)
+    h2d_pageable_efficiency_frac: float = Field(default=0.20, gt=0, le=1.2)
+    # Pageable copies bounce through a staging buffer; device→host measured faster than host→device.
+    d2h_pageable_efficiency_frac: float = Field(default=0.20, gt=0, le=1.2)
+    host_transfer_latency_s: float = Field(default=10.0e-6, ge=0)
+    pageable_transfer_latency_s: float = Field(default=20.0e-6, ge=0)
     # Per-op host overhead: PyTorch eager ≈ 10.9 µs per torch op and a modelled op (e.g. RMSNorm, RoPE)
     # is ~2 eager torch ops → 20 µs; CUDA-graph replay ≈ 1.0 µs/kernel (H100 run).
     eager_launch_overhead_s: float = Field(default=20.0e-6, ge=0)

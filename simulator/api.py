@@ -336,7 +336,7 @@ def _sweep_block(s: Setup, b, p, t, cuda_graph, block_tokens, cat) -> pd.DataFra
     shape = (len(b), len(p), len(t))
     ttft, pf_flops, pf_hbm, _, _ = engine.prefill_eval(s, b[:, None], p[None, :])
     co = engine.decode_coeffs(s, B)
-    dec, dec_flops, dec_hbm, steps = engine.decode_total_from_coeffs(co, s.prm, P, T, cuda_graph)
+    dec, dec_flops, dec_hbm, steps = engine.decode_total_from_coeffs(s, co, P, T, cuda_graph)
     first_step = engine.decode_eval(s, b[:, None], p[None, :] + 1.0, cuda_graph)[0]
     tpot = np.where(steps > 0, dec / np.maximum(steps, 1.0), first_step[..., None])
     mem = engine.memory_breakdown(s, B, P, T, block_tokens)
@@ -405,7 +405,7 @@ def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dt
     out_s = float(engine.host_transfer_s(s, kv, pinned, out_rate))
     in_s = float(engine.host_transfer_s(s, kv, pinned, in_rate))
     recompute = float(engine.prefill_eval(s, 1, context_tokens)[0])
-    rate = kv / (in_s - prm.kernel_latency_s)
+    rate = kv / (in_s - (prm.host_transfer_latency_s if pinned else prm.pageable_transfer_latency_s))
     swap = out_s + in_s
     return ContextSwitch(context_tokens, kv, tier, rate, out_s, in_s, swap, recompute,
                          "swap" if swap < recompute else "recompute")

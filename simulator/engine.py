@@ -22,8 +22,8 @@ import numpy as np
 import hwspecs
 from hwspecs.calibration import EffectParams
 from hwspecs.schema import DTYPE_BYTES, Hardware
-from simulator.ops import ATTN_DECODE, forward_op_list
-from simulator.roofline import knee, op_time
+from simulator.ops import ATTN_DECODE, attention_op, forward_op_list
+from simulator.roofline import op_time
 from workloads.model import ModelSpec
 
 # CUDA context + cuBLAS/attention workspaces + allocator slack held by a serving process (vLLM
@@ -126,28 +126,29 @@ def decode_eval(s: Setup, batch, context_tokens, cuda_graph=True):
 
 @dataclass(frozen=True)
 class DecodeCoeffs:
-    """A decode step as a function of context c, for fixed batch: everything but attention is constant;
-    attention's compute, memory, FLOP and byte terms are exactly linear in c (value at c = 0 + slope·c)."""
+    """A decode step as a function of context c, for fixed batch: every op but attention is constant in c.
+    Attention's FLOPs and bytes are exactly linear in c (value at c = 0 + slope·c); its time is not
+    (split-KV occupancy changes with c), so attention ops are kept to be timed at each context."""
 
     const_gpu_s: object
     n_kernels: int
     const_flops: object
     const_hbm_bytes: object
-    attention: tuple  # per attention op: (n_repeats, latency_s, tc0, dtc, tm0, dtm, flops0, dflops, hbm0, dhbm)
+    attention: tuple  # per attention op: (op at c = 0, FLOPs slope, bytes slope)
 
 
 def decode_coeffs(s: Setup, batch) -> DecodeCoeffs:
-    """Evaluate the decode graph at contexts 0 and 1 to get the constant part and attention's slopes."""
-    pairs0, pairs1 = phase_ops(s, batch, 1, 0.0), phase_ops(s, batch, 1, 1.0)
+    """Evaluate the decode graph at contexts 0 and 1: the constant part, and attention's slopes."""
+    pairs0 = phase_ops(s, batch, 1, 0.0)
+    ops1 = forward_op_list(s.model, batch, 1, 1.0, weight_dtype=s.weight_dtype, act_dtype=s.act_dtype,
+                           kv_dtype=s.kv_dtype, tp=s.tp)
     const_gpu = const_flops = const_hbm = 0.0
     n_kernels = 0
     attn = []
-    for (op0, t0), (op1, t1) in zip(pairs0, pairs1):
+    for (op0, t0), op1 in zip(pairs0, ops1):
         n_kernels += op0.n_repeats
         if op0.kind == ATTN_DECODE:
-            attn.append((op0.n_repeats, t0.latency_s, t0.compute_s, t1.compute_s - t0.compute_s, t0.memory_s,
-                         t1.memory_s - t0.memory_s, op0.flops, op1.flops - op0.flops, op0.hbm_bytes,
-                         op1.hbm_bytes - op0.hbm_bytes))
+            attn.append((op0, op1.flops - op0.flops, op1.hbm_bytes - op0.hbm_bytes))
         else:
             const_gpu = const_gpu + t0.time_s * op0.n_repeats
             const_flops = const_flops + op0.flops * op0.n_repeats
@@ -155,13 +156,13 @@ def decode_coeffs(s: Setup, batch) -> DecodeCoeffs:
     return DecodeCoeffs(const_gpu, n_kernels, const_flops, const_hbm, tuple(attn))
 
 
-def decode_total_from_coeffs(co: DecodeCoeffs, prm: EffectParams, prompt_tokens, output_tokens, cuda_graph=True):
+def decode_total_from_coeffs(s: Setup, co: DecodeCoeffs, prompt_tokens, output_tokens, cuda_graph=True):
     """Σ over the T−1 decode steps after prefill, at contexts P+1 … P+T−1.
 
-    The constant part is summed exactly. The smooth step(c) (attention's knee, the eager launch floor)
+    The constant part is summed exactly. step(c) — attention timed at each context, then the launch rule —
     is integrated by 8-node Gauss–Legendre over [P + ½, P + T − ½], which sums any linear function over
-    the integers exactly. FLOPs and bytes are summed exactly: Σ_j (P + j) = (T−1)·P + (T−1)·T/2.
-    Arguments broadcast (coefficients over batch, P and T over their own axes).
+    the integers exactly (tests compare with the per-token sum). FLOPs and bytes are summed exactly:
+    Σ_j (P + j) = (T−1)·P + (T−1)·T/2. Arguments broadcast (batch in ``co``, P and T on their own axes).
     Returns (total_s, flops, hbm_bytes, steps)."""
     P = np.asarray(prompt_tokens, dtype=float)
     T = np.asarray(output_tokens, dtype=float)
@@ -171,24 +172,25 @@ def decode_total_from_coeffs(co: DecodeCoeffs, prm: EffectParams, prompt_tokens,
     hbm = steps * co.const_hbm_bytes
     mid = P + T / 2.0
     half = (T - 1.0) / 2.0
-    shape = np.broadcast_shapes(np.shape(mid), np.shape(co.const_gpu_s))
-    step = np.broadcast_to(np.asarray(co.const_gpu_s, dtype=float), shape)[..., None] + np.zeros(len(_GL_X))
-    ctx = (mid[..., None] + half[..., None] * _GL_X)
-    p = prm.roofline_knee_exponent
-    for n_rep, lat, tc0, dtc, tm0, dtm, f0, df, h0, dh in co.attention:
-        tc = np.asarray(tc0)[..., None] + np.asarray(dtc)[..., None] * ctx
-        tm = np.asarray(tm0)[..., None] + np.asarray(dtm)[..., None] * ctx
-        step = step + n_rep * (np.asarray(lat)[..., None] + knee(tc, tm, p))
-        flops = flops + n_rep * (steps * f0 + df * sum_ctx)
-        hbm = hbm + n_rep * (steps * h0 + dh * sum_ctx)
-    step = launch_bound_s(step, co.n_kernels, prm, cuda_graph)
+    ctx = mid[..., None] + half[..., None] * _GL_X  # (..., 8)
+    step = np.asarray(co.const_gpu_s, dtype=float)[..., None] + 0.0 * ctx
+    for op0, d_flops, d_hbm in co.attention:
+        sh = op0.shape
+        op = attention_op(op0.name, np.asarray(sh["batch"], dtype=float)[..., None], 1, ctx, sh["n_q_heads"],
+                          sh["n_kv_heads"], sh["head_dim"], act_dtype=s.act_dtype, kv_dtype=s.kv_dtype,
+                          n_repeats=op0.n_repeats)
+        t = op_time(op, s.hw, s.prm)
+        step = step + op0.n_repeats * t.time_s
+        flops = flops + op0.n_repeats * (steps * op0.flops + d_flops * sum_ctx)
+        hbm = hbm + op0.n_repeats * (steps * op0.hbm_bytes + d_hbm * sum_ctx)
+    step = launch_bound_s(step, co.n_kernels, s.prm, cuda_graph)
     total = half * (step @ _GL_W)
     return np.where(steps > 0, total, 0.0), flops, hbm, steps
 
 
 def decode_total_eval(s: Setup, batch, prompt_tokens, output_tokens, cuda_graph=True):
     """Decode total for scenario points (batch, P, T broadcast together). See decode_total_from_coeffs."""
-    return decode_total_from_coeffs(decode_coeffs(s, batch), s.prm, prompt_tokens, output_tokens, cuda_graph)
+    return decode_total_from_coeffs(s, decode_coeffs(s, batch), prompt_tokens, output_tokens, cuda_graph)
 
 
 # ---- memory and concurrency -----------------------------------------------------------------------------
@@ -249,4 +251,5 @@ def host_transfer_s(s: Setup, n_bytes, pinned=True, link_bytes_per_s=None):
     rate = s.host_link_bytes_per_s * eff
     if link_bytes_per_s is not None:
         rate = min(rate, link_bytes_per_s)
-    return s.prm.kernel_latency_s + np.asarray(n_bytes, dtype=float) / rate
+    lat = s.prm.host_transfer_latency_s if pinned else s.prm.pageable_transfer_latency_s
+    return lat + np.asarray(n_bytes, dtype=float) / rate

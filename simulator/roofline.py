@@ -68,7 +68,8 @@ def knee(tc, tm, p, xp=np):
     return top * (a ** p + b ** p) ** (1.0 / p)
 
 
-def gemm_compute_s(m, n, k, peak_flops_per_s, n_sms, prm: EffectParams, clock_frac=1.0, groups=1.0, xp=np):
+def gemm_compute_s(m, n, k, peak_flops_per_s, n_sms, prm: EffectParams, clock_frac=1.0, groups=1.0, xp=np,
+                   efficiency_frac=None):
     """Compute time of C[m,n] = A[m,k]·B[k,n] with tile and wave quantization.
 
     Tiles are ``gemm_tile_m × gemm_tile_n``; for skinny M the library picks a shorter tile
@@ -82,13 +83,38 @@ def gemm_compute_s(m, n, k, peak_flops_per_s, n_sms, prm: EffectParams, clock_fr
     waves = xp.ceil(tiles / n_sms)
     # Below one wave the work is spread (split-K) over all SMs: padded FLOPs at full-GPU rate.
     padded_flops = xp.where(tiles >= n_sms, waves * n_sms, tiles) * 2.0 * tm * tn * k
-    return padded_flops / (peak_flops_per_s * prm.gemm_efficiency_frac * clock_frac)
+    eff = prm.gemm_efficiency_frac if efficiency_frac is None else efficiency_frac
+    return padded_flops / (peak_flops_per_s * eff * clock_frac)
 
 
-def decode_occupancy_frac(batch, n_kv_heads, n_sms, prm: EffectParams, xp=np):
-    """Fraction of full HBM bandwidth decode attention reaches: work units / (SMs × CTAs per SM needed)."""
-    units = batch * n_kv_heads * prm.attention_decode_splits
+# Flash-attention query/key tile edge (FA2/FA3 and hwperf's Triton kernel use 128-row query blocks).
+ATTENTION_TILE = 128.0
+
+
+def decode_occupancy_frac(batch, n_kv_heads, context, n_sms, prm: EffectParams, xp=np):
+    """Fraction of full HBM bandwidth decode attention reaches: work units / (SMs × CTAs per SM needed),
+    with split-KV giving each (sequence, kv-head) ceil(context / split_tokens) ≤ max splits units."""
+    splits = xp.minimum(prm.attention_decode_splits,
+                        xp.maximum(1.0, xp.ceil(context / prm.attention_decode_split_tokens)))
+    units = batch * n_kv_heads * splits
     return xp.minimum(1.0, units / (n_sms * prm.attention_decode_ctas_per_sm))
+
+
+def prefill_attention_compute_s(s: dict, peak_flops_per_s, prm: EffectParams, clock_frac=1.0, xp=np):
+    """Flash-attention forward as tiles: each of B·Hq·ceil(q/128) query blocks visits its key tiles
+    (all of ceil(kv/128), or the lower triangle when causal), plus a fixed per-block cost, plus the
+    masked diagonal tiles' extra work. A tile is 4·128·128·D FLOPs, slowed by softmax work worth
+    ``attention_softmax_overhead_dim`` extra head dims."""
+    nq = xp.ceil(s["q_tokens"] / ATTENTION_TILE)
+    nk = xp.ceil(s["kv_tokens"] / ATTENTION_TILE)
+    if s["causal"]:
+        tiles = nq * (nq + 1.0) / 2.0 + nq * (prm.attention_causal_diag_overhead_frac
+                                              + prm.attention_q_block_overhead_tiles)
+    else:
+        tiles = nq * (nk + prm.attention_q_block_overhead_tiles)
+    d = s["head_dim"]
+    work = s["batch"] * s["n_q_heads"] * tiles * 4.0 * ATTENTION_TILE ** 2 * (d + prm.attention_softmax_overhead_dim)
+    return work / (peak_flops_per_s * prm.attention_prefill_efficiency_frac * clock_frac)
 
 
 def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_bytes_per_s: float | None = None,
@@ -105,15 +131,19 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
     link = zero
     if op.kind == GEMM:
         s = op.shape
+        lat = prm.gemm_latency_s + zero
+        eff = prm.gemm_8bit_efficiency_frac if op.compute_dtype in ("fp8", "int8") else prm.gemm_efficiency_frac
         tc = gemm_compute_s(s["m"], s["n"], s["k"], hw.peak(op.compute_dtype), hw.n_sms, prm, clock_frac,
-                            s.get("groups", 1.0), xp)
+                            s.get("groups", 1.0), xp, eff)
         tm = op.hbm_bytes / (bw * prm.gemv_efficiency_frac)
     elif op.kind == ATTN_PREFILL:
-        tc = op.flops / (hw.peak(op.compute_dtype) * prm.attention_prefill_efficiency_frac * clock_frac)
+        lat = prm.attention_latency_s + zero
+        tc = prefill_attention_compute_s(op.shape, hw.peak(op.compute_dtype), prm, clock_frac, xp)
         tm = op.hbm_bytes / (bw * prm.memory_efficiency_frac)
     elif op.kind == ATTN_DECODE:
         s = op.shape
-        occ = decode_occupancy_frac(s["batch"], s["n_kv_heads"], hw.n_sms, prm, xp)
+        lat = prm.attention_decode_latency_s + zero
+        occ = decode_occupancy_frac(s["batch"], s["n_kv_heads"], s["kv_tokens"], hw.n_sms, prm, xp)
         tc = op.flops / (hw.peak(op.compute_dtype) * prm.attention_prefill_efficiency_frac * clock_frac)
         tm = op.hbm_bytes / (bw * prm.attention_decode_efficiency_frac * occ)
     elif op.kind in (ELEMENTWISE,):
@@ -125,7 +155,9 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
     elif op.kind in (H2D, D2H):
         if host_link_bytes_per_s is None:
             raise ValueError("host transfers need host_link_bytes_per_s")
-        eff = prm.h2d_pinned_efficiency_frac if op.shape["pinned"] else prm.h2d_pageable_efficiency_frac
+        eff = (prm.h2d_pinned_efficiency_frac if op.shape["pinned"] else
+               prm.h2d_pageable_efficiency_frac if op.kind == H2D else prm.d2h_pageable_efficiency_frac)
+        lat = (prm.host_transfer_latency_s if op.shape["pinned"] else prm.pageable_transfer_latency_s) + zero
         tc = tm = zero
         link = op.shape["link_bytes"] / (host_link_bytes_per_s * eff)
     elif op.kind == ALLREDUCE:

@@ -15,7 +15,16 @@ HW = "h100-sxm5-80gb"
 TRUE = EffectParams(gemm_efficiency_frac=0.71, gemm_tile_m=128, gemm_tile_n=128, gemv_efficiency_frac=0.86,
                     memory_efficiency_frac=0.91, kernel_latency_s=6.5e-6, attention_prefill_efficiency_frac=0.52,
                     attention_decode_efficiency_frac=0.77, attention_decode_splits=3.0,
-                    h2d_pinned_efficiency_frac=0.82, h2d_pageable_efficiency_frac=0.31, roofline_knee_exponent=4.0)
+                    h2d_pinned_efficiency_frac=0.82, h2d_pageable_efficiency_frac=0.31,
+                    d2h_pageable_efficiency_frac=0.27, roofline_knee_exponent=4.0)
+
+
+def test_unseen_parameter_keeps_its_prior():
+    rng = np.random.default_rng(5)
+    df = synthetic_cases(rng)
+    df = df[~((df.kernel == "h2d") & (df.pinned == False))]  # noqa: E712 - no pageable host-to-device data
+    fitted = calibrate(HW, df).calibration.vendor
+    assert fitted.h2d_pageable_efficiency_frac == EffectParams().h2d_pageable_efficiency_frac
 
 
 def synthetic_cases(rng, params=TRUE, noise=0.01):
@@ -24,16 +33,19 @@ def synthetic_cases(rng, params=TRUE, noise=0.01):
         for n, k in ((4096, 4096), (14336, 4096), (4096, 14336), (6144, 4096)):
             cases.append(dict(kernel="gemm", m=m, n=n, k=k, dtype="bf16"))
     for b, s in ((1, 512), (2, 1024), (1, 2048), (4, 4096), (1, 8192), (2, 16384)):
-        cases.append(dict(kernel="attention_prefill", batch=b, seq=s, n_q_heads=32, n_kv_heads=8, head_dim=128,
-                          causal=True, dtype="bf16"))
+        for d in (64, 128):
+            for causal in (True, False):
+                cases.append(dict(kernel="attention_prefill", batch=b, seq=s, n_q_heads=32, n_kv_heads=8,
+                                  head_dim=d, causal=causal, dtype="bf16"))
     for b in (1, 2, 4, 8, 16, 32, 64, 128):
         for c in (512, 4096, 32768):
             cases.append(dict(kernel="attention_decode", batch=b, context=c, n_q_heads=32, n_kv_heads=8,
                               head_dim=128, dtype="bf16"))
     for nbytes in np.logspace(4, 9.5, 14):
         cases.append(dict(kernel="copy", bytes=int(nbytes)))
-        cases.append(dict(kernel="h2d", bytes=int(nbytes), pinned=True))
-        cases.append(dict(kernel="d2h", bytes=int(nbytes), pinned=False))
+        for pinned in (True, False):
+            cases.append(dict(kernel="h2d", bytes=int(nbytes), pinned=pinned))
+            cases.append(dict(kernel="d2h", bytes=int(nbytes), pinned=pinned))
     cal = Calibration(hardware_id=HW, vendor=params, triton=params)
     rows = []
     for i, c in enumerate(cases):
@@ -51,7 +63,7 @@ def test_fit_recovers_known_parameters():
     fitted = calibrate(HW, df).calibration.vendor
     for name in ("gemm_efficiency_frac", "gemv_efficiency_frac", "memory_efficiency_frac",
                  "attention_prefill_efficiency_frac", "attention_decode_efficiency_frac",
-                 "h2d_pinned_efficiency_frac", "h2d_pageable_efficiency_frac"):
+                 "h2d_pinned_efficiency_frac", "h2d_pageable_efficiency_frac", "d2h_pageable_efficiency_frac"):
         assert getattr(fitted, name) == pytest.approx(getattr(TRUE, name), rel=0.03), name
     assert fitted.kernel_latency_s == pytest.approx(TRUE.kernel_latency_s, rel=0.15)
     assert (fitted.gemm_tile_m, fitted.gemm_tile_n) == (128, 128)
@@ -74,16 +86,35 @@ def test_split_interleaves_sizes():
     out = split_fit_score(df)
     assert list(out["hbm_bytes"]) == [1, 2, 3, 4, 5, 6]
     assert list(out["split"]) == ["fit", "score"] * 3
+    # variants with equal sizes: both sides get some of each
+    twins = pd.DataFrame({"case_id": [f"{v}-{i}" for i in range(8) for v in ("a", "b")], "kernel": "copy",
+                          "impl": "vendor", "flops": 0.0, "hbm_bytes": [i for i in range(8) for _ in "ab"]})
+    out = split_fit_score(twins)
+    for v in "ab":
+        sides = set(out[out.case_id.str.startswith(v)]["split"])
+        assert sides == {"fit", "score"}
 
 
 def test_refuses_wrong_device_and_noisy_data():
     df = synthetic_cases(np.random.default_rng(3))
     with pytest.raises(CalibrationRefused, match="not the target"):
         calibrate("h200-sxm-141gb", df)
-    noisy = df.assign(repeat_spread_frac=0.0)
-    noisy.loc[3, "repeat_spread_frac"] = 0.2
+    noisy = df.assign(repeat_spread_frac=np.nan)
+    noisy.loc[:9, "repeat_spread_frac"] = 0.01
+    noisy.loc[3:5, "repeat_spread_frac"] = 0.2  # 3 of 10 repeated cases disagree: refuse
     with pytest.raises(CalibrationRefused, match="repeated timings"):
         calibrate(HW, noisy)
+    noisy.loc[4:5, "repeat_spread_frac"] = 0.01  # 1 of 10: that case is dropped and named
+    res = calibrate(HW, noisy)
+    assert noisy.loc[3, "case_id"] in res.calibration.provenance.notes
+    assert noisy.loc[3, "case_id"] not in set(res.kernels["case_id"])
+
+
+def test_graph_twin_replaces_eager_row():
+    from validate.calibrate import select_gpu_time_rows
+    df = pd.DataFrame({"case_id": ["a", "a-graph", "b", "c"], "kernel": ["gemm", "gemm", "gemm", "kv_gather"],
+                       "graph": [False, True, False, False]})
+    assert list(select_gpu_time_rows(df)["case_id"]) == ["a-graph", "b"]
 
 
 def test_refusal_leaves_existing_calibration_untouched(tmp_path, monkeypatch):

@@ -34,12 +34,12 @@ def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration
     transferred) predictions. Returns (cases, summary)."""
     import pandas as pd
 
-    from validate.calibrate import read_measurements, split_fit_score
+    from validate.calibrate import prepare_kernels, prepare_layers, read_measurements
     from validate.compare import compare_kernels, compare_layers, plot, summarize
 
     hw = hwspecs.resolve_hardware(hardware_id)
     kernels, layers, _ = read_measurements(measurements)
-    kernels = split_fit_score(kernels)
+    kernels, _ = prepare_kernels(kernels)
     cal = calibration or hwspecs.load_calibration(hw.id)
     sources = {"datasheet": None}
     if cal is not None:
@@ -51,9 +51,7 @@ def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration
         sources["transfer"] = hwspecs.Calibration(hardware_id=hw.id, vendor=src.vendor, triton=src.triton)
     cases = compare_kernels(hw.id, kernels, sources)
     if layers is not None and len(layers):
-        layers = split_fit_score(layers.assign(kernel="layer", impl="vendor", flops=0.0,
-                                               hbm_bytes=layers["batch"] * layers["seq"].fillna(1)
-                                               * layers["context"].fillna(1)), by=("mode", "graph"))
+        layers = prepare_layers(layers)
         cases = pd.concat([cases, compare_layers(hw.id, layers, sources)], ignore_index=True)
     # A calibration fitted elsewhere (transfer) never saw these cases: score all of them.
     split = None if "calibrated" not in sources else "score"
@@ -64,7 +62,9 @@ def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_csv(cases, out_dir / "compare_cases.csv")
     _write_csv(summary, out_dir / "compare_summary.csv")
-    plot(cases, out_dir / "compare.png", f"{hw.id}: predicted vs measured")
+    shown = cases if split is None else cases[(cases["split"] == "score") | (cases["source"] == "transfer")]
+    plot(shown, out_dir / "compare.png",
+         f"{hw.id}: predicted vs measured ({'held-out cases' if split else 'all cases'})")
     return cases, summary
 
 
