@@ -53,7 +53,7 @@ class EffectParams(BaseModel):
     attention_causal_diag_overhead_frac: float = Field(default=0.3, ge=0)
     # Decode attention streams KV at up to this fraction of HBM once the GPU is full ...
     attention_decode_efficiency_frac: float = Field(default=0.80, gt=0, le=1.2)
-    # ... split-KV (flash-decoding) gives each (sequence, kv-head) ceil(context / split_tokens) splits, at
+    # ... split-KV (flash-decoding) gives each (sequence, kv-head) context / split_tokens splits, at
     # most attention_decode_splits; the GPU is full when sequences × kv-heads × splits ≥ n_sms × ctas_per_sm.
     attention_decode_split_tokens: float = Field(default=512.0, gt=0)
     attention_decode_splits: float = Field(default=16.0, gt=0)

@@ -202,10 +202,12 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
             f"batch={sc.batch} of {sc.context_tokens}-token requests needs {mem['peak_memory_bytes'] / 1e9:.1f} GB "
             f"per GPU but {hw.id} has {hw.memory_bytes / 1e9:.1f} GB; at most {conc} such requests fit")
     ttft, pf_flops, pf_hbm, pf_pairs, clock = engine.prefill_eval(s, sc.batch, sc.prompt_tokens)
-    dec_s, dec_flops, dec_hbm, steps = engine.decode_total_eval(s, sc.batch, sc.prompt_tokens, sc.output_tokens,
-                                                                sc.cuda_graph)
+    dec_s, dec_flops, dec_hbm, steps, co = engine.decode_total_eval(s, sc.batch, sc.prompt_tokens,
+                                                                    sc.output_tokens, sc.cuda_graph)
     mid_ctx = sc.prompt_tokens + max(sc.output_tokens // 2, 1)
-    step_s, _, _, dec_pairs = engine.decode_eval(s, sc.batch, mid_ctx, sc.cuda_graph)
+    dec_pairs = engine.decode_pairs_at(s, co, mid_ctx)
+    step_s = engine.launch_bound_s(sum(t.time_s * op.n_repeats for op, t in dec_pairs),
+                                   sum(op.n_repeats for op, _ in dec_pairs), prm, sc.cuda_graph)
     n_steps = float(steps)
     tpot = float(dec_s) / n_steps if n_steps > 0 else float(step_s)
     dec_s = float(dec_s)

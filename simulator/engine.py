@@ -86,10 +86,11 @@ def launch_bound_s(gpu_s, n_kernels, prm: EffectParams, cuda_graph):
     return np.maximum(back_to_back, n_kernels * prm.eager_launch_overhead_s) + prm.eager_launch_overhead_s
 
 
-def phase_ops(s: Setup, batch, q_tokens, kv_tokens, clock_frac=1.0):
-    """[(Op, OpTime)] for one forward pass, in execution (topological) order."""
-    ops = forward_op_list(s.model, batch, q_tokens, kv_tokens, weight_dtype=s.weight_dtype,
-                          act_dtype=s.act_dtype, kv_dtype=s.kv_dtype, tp=s.tp)
+def phase_ops(s: Setup, batch, q_tokens, kv_tokens, clock_frac=1.0, ops=None):
+    """[(Op, OpTime)] for one forward pass, in execution (topological) order (``ops`` to re-time given ops)."""
+    if ops is None:
+        ops = forward_op_list(s.model, batch, q_tokens, kv_tokens, weight_dtype=s.weight_dtype,
+                              act_dtype=s.act_dtype, kv_dtype=s.kv_dtype, tp=s.tp)
     return [(op, op_time(op, s.hw, s.prm, clock_frac=clock_frac, link_bytes_per_s=s.link_bytes_per_s,
                          host_link_bytes_per_s=s.host_link_bytes_per_s)) for op in ops]
 
@@ -112,7 +113,7 @@ def prefill_eval(s: Setup, batch, prompt_tokens):
     clock = sustained_clock_frac(launch_bound_s(gpu, n, s.prm, False), s.prm)
     if np.ndim(clock) == 0:
         clock = float(clock)
-    pairs = phase_ops(s, batch, prompt_tokens, prompt_tokens, clock_frac=clock)
+    pairs = phase_ops(s, batch, prompt_tokens, prompt_tokens, clock_frac=clock, ops=[op for op, _ in pairs])
     gpu, n, flops, hbm = _totals(pairs)
     return launch_bound_s(gpu, n, s.prm, False), flops, hbm, pairs, clock
 
@@ -135,25 +136,42 @@ class DecodeCoeffs:
     const_flops: object
     const_hbm_bytes: object
     attention: tuple  # per attention op: (op at c = 0, FLOPs slope, bytes slope)
+    pairs0: tuple  # (Op, OpTime) of the step at c = 0
 
 
 def decode_coeffs(s: Setup, batch) -> DecodeCoeffs:
     """Evaluate the decode graph at contexts 0 and 1: the constant part, and attention's slopes."""
     pairs0 = phase_ops(s, batch, 1, 0.0)
-    ops1 = forward_op_list(s.model, batch, 1, 1.0, weight_dtype=s.weight_dtype, act_dtype=s.act_dtype,
-                           kv_dtype=s.kv_dtype, tp=s.tp)
     const_gpu = const_flops = const_hbm = 0.0
     n_kernels = 0
     attn = []
-    for (op0, t0), op1 in zip(pairs0, ops1):
+    for op0, t0 in pairs0:
         n_kernels += op0.n_repeats
         if op0.kind == ATTN_DECODE:
+            op1 = _attention_at(s, op0, op0.shape["batch"], 1.0)
             attn.append((op0, op1.flops - op0.flops, op1.hbm_bytes - op0.hbm_bytes))
         else:
             const_gpu = const_gpu + t0.time_s * op0.n_repeats
             const_flops = const_flops + op0.flops * op0.n_repeats
             const_hbm = const_hbm + op0.hbm_bytes * op0.n_repeats
-    return DecodeCoeffs(const_gpu, n_kernels, const_flops, const_hbm, tuple(attn))
+    return DecodeCoeffs(const_gpu, n_kernels, const_flops, const_hbm, tuple(attn), tuple(pairs0))
+
+
+def _attention_at(s: Setup, op0, batch, context):
+    sh = op0.shape
+    return attention_op(op0.name, batch, 1, context, sh["n_q_heads"], sh["n_kv_heads"], sh["head_dim"],
+                        act_dtype=s.act_dtype, kv_dtype=s.kv_dtype, n_repeats=op0.n_repeats)
+
+
+def decode_pairs_at(s: Setup, co: DecodeCoeffs, context_tokens):
+    """The step's (Op, OpTime) pairs at one context: only attention differs from the c = 0 step."""
+    out = []
+    for op, t in co.pairs0:
+        if op.kind == ATTN_DECODE:
+            op = _attention_at(s, op, op.shape["batch"], context_tokens)
+            t = op_time(op, s.hw, s.prm)
+        out.append((op, t))
+    return out
 
 
 def decode_total_from_coeffs(s: Setup, co: DecodeCoeffs, prompt_tokens, output_tokens, cuda_graph=True):
@@ -175,11 +193,8 @@ def decode_total_from_coeffs(s: Setup, co: DecodeCoeffs, prompt_tokens, output_t
     ctx = mid[..., None] + half[..., None] * _GL_X  # (..., 8)
     step = np.asarray(co.const_gpu_s, dtype=float)[..., None] + 0.0 * ctx
     for op0, d_flops, d_hbm in co.attention:
-        sh = op0.shape
-        op = attention_op(op0.name, np.asarray(sh["batch"], dtype=float)[..., None], 1, ctx, sh["n_q_heads"],
-                          sh["n_kv_heads"], sh["head_dim"], act_dtype=s.act_dtype, kv_dtype=s.kv_dtype,
-                          n_repeats=op0.n_repeats)
-        t = op_time(op, s.hw, s.prm)
+        op = _attention_at(s, op0, np.asarray(op0.shape["batch"], dtype=float)[..., None], ctx)
+        t = op_time(op, s.hw, s.prm, with_bound=False)
         step = step + op0.n_repeats * t.time_s
         flops = flops + op0.n_repeats * (steps * op0.flops + d_flops * sum_ctx)
         hbm = hbm + op0.n_repeats * (steps * op0.hbm_bytes + d_hbm * sum_ctx)
@@ -189,8 +204,10 @@ def decode_total_from_coeffs(s: Setup, co: DecodeCoeffs, prompt_tokens, output_t
 
 
 def decode_total_eval(s: Setup, batch, prompt_tokens, output_tokens, cuda_graph=True):
-    """Decode total for scenario points (batch, P, T broadcast together). See decode_total_from_coeffs."""
-    return decode_total_from_coeffs(s, decode_coeffs(s, batch), prompt_tokens, output_tokens, cuda_graph)
+    """Decode total for scenario points (batch, P, T broadcast together). See decode_total_from_coeffs.
+    Returns (total_s, flops, hbm_bytes, steps, coefficients)."""
+    co = decode_coeffs(s, batch)
+    return (*decode_total_from_coeffs(s, co, prompt_tokens, output_tokens, cuda_graph), co)
 
 
 # ---- memory and concurrency -----------------------------------------------------------------------------

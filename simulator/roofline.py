@@ -57,15 +57,15 @@ def xp_for(*values):
 
 
 def knee(tc, tm, p, xp=np):
-    """Smooth maximum of compute and memory time: (tc^p + tm^p)^(1/p), stable for tiny/zero terms.
-    p = 4 (the default) is done by squaring — np.power is ~10× slower and dominates large sweeps."""
+    """Smooth maximum of compute and memory time: (tc^p + tm^p)^(1/p) = top·(1 + r^p)^(1/p) with
+    r = smaller / larger — one power per element (they dominate large sweeps); p = 4 by squaring."""
     top = xp.maximum(tc, tm)
-    safe = xp.where(top > 0, top, 1.0)
-    a, b = tc / safe, tm / safe
+    low = xp.minimum(tc, tm)
+    r = low / xp.where(top > 0, top, 1.0)
     if p == 4.0:
-        a2, b2 = a * a, b * b
-        return top * (a2 * a2 + b2 * b2) ** 0.25
-    return top * (a ** p + b ** p) ** (1.0 / p)
+        r2 = r * r
+        return top * (1.0 + r2 * r2) ** 0.25
+    return top * (1.0 + r ** p) ** (1.0 / p)
 
 
 def gemm_compute_s(m, n, k, peak_flops_per_s, n_sms, prm: EffectParams, clock_frac=1.0, groups=1.0, xp=np,
@@ -93,9 +93,10 @@ ATTENTION_TILE = 128.0
 
 def decode_occupancy_frac(batch, n_kv_heads, context, n_sms, prm: EffectParams, xp=np):
     """Fraction of full HBM bandwidth decode attention reaches: work units / (SMs × CTAs per SM needed),
-    with split-KV giving each (sequence, kv-head) ceil(context / split_tokens) ≤ max splits units."""
-    splits = xp.minimum(prm.attention_decode_splits,
-                        xp.maximum(1.0, xp.ceil(context / prm.attention_decode_split_tokens)))
+    with split-KV giving each (sequence, kv-head) context / split_tokens (≥ 1, ≤ max splits) units."""
+    # Continuous split count (no ceil): with whole splits the modelled time would drop at each step,
+    # and a longer context must never be predicted faster.
+    splits = xp.minimum(prm.attention_decode_splits, xp.maximum(1.0, context / prm.attention_decode_split_tokens))
     units = batch * n_kv_heads * splits
     return xp.minimum(1.0, units / (n_sms * prm.attention_decode_ctas_per_sm))
 
@@ -118,11 +119,12 @@ def prefill_attention_compute_s(s: dict, peak_flops_per_s, prm: EffectParams, cl
 
 
 def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_bytes_per_s: float | None = None,
-            host_link_bytes_per_s: float | None = None) -> OpTime:
+            host_link_bytes_per_s: float | None = None, with_bound: bool = True) -> OpTime:
     """Time of one execution of ``op`` on ``hw`` with effect parameters ``prm``.
 
     ``clock_frac``: sustained-clock fraction for compute (power limit; 1 = boost).
     ``link_bytes_per_s``: scale-up link rate per direction (all-reduce); ``host_link_bytes_per_s``: PCIe.
+    ``with_bound=False`` skips labelling the bound (array inputs only).
     """
     xp = xp_for(op.flops, op.hbm_bytes, *op.shape.values())
     zero = np.zeros_like(op.flops, dtype=float) if xp is np else 0.0
@@ -145,7 +147,8 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
         lat = prm.attention_decode_latency_s + zero
         occ = decode_occupancy_frac(s["batch"], s["n_kv_heads"], s["kv_tokens"], hw.n_sms, prm, xp)
         tc = op.flops / (hw.peak(op.compute_dtype) * prm.attention_prefill_efficiency_frac * clock_frac)
-        tm = op.hbm_bytes / (bw * prm.attention_decode_efficiency_frac * occ)
+        # Occupancy limits the KV stream; the query/output bytes do not grow with context.
+        tm = (op.act_read_bytes + op.act_write_bytes + op.kv_read_bytes / occ) / (bw * prm.attention_decode_efficiency_frac)
     elif op.kind in (ELEMENTWISE,):
         tc = op.flops / hw.peak("fp32")
         tm = op.hbm_bytes / (bw * prm.elementwise_efficiency_frac)
@@ -173,6 +176,8 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
     body = xp.maximum(knee(tc, tm, prm.roofline_knee_exponent, xp), link)
     time = lat + body
     if xp is np:
+        if not with_bound:  # sweeps' inner loops need the time only; string arrays cost more than the model
+            return OpTime(tc, tm, lat, link, time, None)
         bound = np.where(link >= np.maximum(np.maximum(tc, tm), lat), "link",
                          np.where(lat >= np.maximum(tc, tm), "latency", np.where(tc >= tm, "compute", "memory")))
         return OpTime(tc, tm, lat, link, time, bound)

@@ -50,7 +50,15 @@ KERNEL_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                                                  "attention_decode_latency_s")),
 }
 LAYER_PARAMS = ("eager_launch_overhead_s", "graph_launch_overhead_s", "elementwise_efficiency_frac")
-GEMM_TILES = ((128, 128), (128, 256), (256, 128), (64, 128), (64, 256))
+# Starting points for groups whose cost has discrete steps (tiles, split counts): each is fitted and the
+# best kept. GEMM tiles are integers and stay fixed within a start.
+GROUP_STARTS = {
+    "gemm": [{"gemm_tile_m": tm, "gemm_tile_n": tn}
+             for tm, tn in ((128, 128), (128, 256), (256, 128), (64, 128), (64, 256))],
+    "attention_decode": [{"attention_decode_split_tokens": t, "attention_decode_splits": n,
+                          "attention_decode_ctas_per_sm": c}
+                         for t in (128.0, 512.0, 2048.0) for n in (4.0, 16.0, 64.0) for c in (0.5, 2.0)],
+}
 BOUNDS = {
     "kernel_latency_s": (0.0, 50e-6), "gemm_latency_s": (0.0, 50e-6), "attention_latency_s": (0.0, 50e-6),
     "attention_decode_latency_s": (0.0, 50e-6), "host_transfer_latency_s": (0.0, 200e-6),
@@ -244,18 +252,15 @@ def fit_params(hw, kernels: pd.DataFrame, impl: str, start: EffectParams, layers
         rows = fit[fit["kernel"].isin(kinds)].to_dict("records")
         if not rows:
             continue
-        if group == "gemm":
-            best = None
-            for tm, tn in GEMM_TILES:
-                cand = _fit_group(hw, rows, params.model_copy(update={"gemm_tile_m": tm, "gemm_tile_n": tn}),
-                                  names, impl, _kernel_predict)
-                err = float(np.mean(np.log(_kernel_predict(hw, rows, cand, impl)
-                                           / np.array([r["median_s"] for r in rows])) ** 2))
-                if best is None or err < best[0]:
-                    best = (err, cand)
-            params = best[1]
-        else:
-            params = _fit_group(hw, rows, params, names, impl, _kernel_predict)
+        measured = np.array([r["median_s"] for r in rows])
+        best = None
+        for start in [{}] + GROUP_STARTS.get(group, []):
+            cand = _fit_group(hw, rows, params.model_copy(update=start), names, impl, _kernel_predict)
+            r = np.log(_kernel_predict(hw, rows, cand, impl) / measured)
+            cost = float(np.mean(np.sqrt(1.0 + (r / 0.05) ** 2) - 1.0))  # the soft-L1 cost the fit minimises
+            if best is None or cost < best[0]:
+                best = (cost, cand)
+        params = best[1]
     if layers is not None and impl == "vendor" and len(layers):
         rows = layers[layers["split"] == "fit"].to_dict("records")
         params = _fit_group(hw, rows, params, LAYER_PARAMS, impl, _layer_predict)
