@@ -58,6 +58,8 @@ class EffectParams(BaseModel):
     attention_decode_split_tokens: float = Field(default=512.0, gt=0)
     attention_decode_splits: float = Field(default=16.0, gt=0)
     attention_decode_ctas_per_sm: float = Field(default=2.0, gt=0)
+    # A paged (block-table) KV cache streams a little slower than a contiguous one: indirection, 16-token blocks.
+    attention_decode_paged_frac: float = Field(default=0.95, gt=0, le=1.2)
     # Host↔device over PCIe: pinned ≈ 0.87 of Gen5 x16 (55/63 GB/s), pageable far lower.
     h2d_pinned_efficiency_frac: float = Field(default=0.85, gt=0, le=1.2)
     h2d_pageable_efficiency_frac: float = Field(default=0.20, gt=0, le=1.2)

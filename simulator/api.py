@@ -228,12 +228,12 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
 _KERNEL_SHAPES = {
     "gemm": {"m", "n", "k", "dtype"},
     "attention_prefill": {"batch", "seq", "n_q_heads", "n_kv_heads", "head_dim", "causal", "dtype"},
-    "attention_decode": {"batch", "context", "n_q_heads", "n_kv_heads", "head_dim", "dtype"},
+    "attention_decode": {"batch", "context", "n_q_heads", "n_kv_heads", "head_dim", "dtype", "paged"},
     "copy": {"bytes"},
     "h2d": {"bytes", "pinned"},
     "d2h": {"bytes", "pinned"},
 }
-_KERNEL_OPTIONAL = {"dtype": "bf16", "causal": True, "pinned": True}
+_KERNEL_OPTIONAL = {"dtype": "bf16", "causal": True, "pinned": True, "paged": False}
 
 
 def kernel_op(kernel: str, **shape):
@@ -251,7 +251,7 @@ def kernel_op(kernel: str, **shape):
     for k, v in args.items():
         if k == "dtype":
             _check_dtype("dtype", v)
-        elif k in ("causal", "pinned"):
+        elif k in ("causal", "pinned", "paged"):
             if not isinstance(v, (bool, np.bool_)):
                 raise ValueError(f"{k} must be true or false, got {v!r}")
         else:
@@ -267,14 +267,14 @@ def kernel_op(kernel: str, **shape):
         kv = args["context"] if kernel == "attention_decode" else args["seq"]
         return attention_op(kernel, args["batch"], q, kv, args["n_q_heads"], args["n_kv_heads"], args["head_dim"],
                             act_dtype=args["dtype"], kv_dtype=args["dtype"], causal=args.get("causal", False),
-                            scope="model")
+                            scope="model", paged=bool(args.get("paged", False)))
     return transfer_op(kernel, float(args["bytes"]), pinned=args.get("pinned", True))
 
 
 def predict_kernel(hardware, kernel: str, calibration="auto", impl="vendor", **shape) -> KernelPrediction:
     """Time of one kernel: "gemm" (m, n, k, dtype), "attention_prefill" (batch, seq, n_q_heads, n_kv_heads,
     head_dim, causal=True, dtype), "attention_decode" (batch, context, n_q_heads, n_kv_heads, head_dim,
-    dtype), "copy" (bytes, device→device), "h2d"/"d2h" (bytes, pinned=True). ``impl``: "vendor"
+    dtype, paged=False: a block-table KV cache), "copy" (bytes, device→device), "h2d"/"d2h" (bytes, pinned=True). ``impl``: "vendor"
     (cuBLAS / SDPA / copy_) or "triton" (hwperf's kernels)."""
     hw, _, prm, _ = _resolve(hardware, None, calibration, impl)
     op = kernel_op(kernel, **shape)

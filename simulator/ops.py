@@ -88,7 +88,7 @@ def attention_flops(batch, q_tokens, kv_tokens, n_q_heads, head_dim, causal):
 
 
 def attention_op(name, batch, q_tokens, kv_tokens, n_q_heads, n_kv_heads, head_dim, *, act_dtype="bf16",
-                 kv_dtype="bf16", causal=True, scope="layer", n_repeats=1) -> Op:
+                 kv_dtype="bf16", causal=True, scope="layer", n_repeats=1, paged=False) -> Op:
     """Attention of q_tokens new queries per sequence over kv_tokens cached keys/values (one layer).
 
     Reads Q (B·q·Hq·d) and K,V (B·kv·2·Hkv·d in the KV dtype), writes O (B·q·Hq·d).
@@ -104,7 +104,8 @@ def attention_op(name, batch, q_tokens, kv_tokens, n_q_heads, n_kv_heads, head_d
         act_write_bytes=batch * q_tokens * n_q_heads * head_dim * ab,
         compute_dtype=act_dtype,
         shape={"batch": batch, "q_tokens": q_tokens, "kv_tokens": kv_tokens, "n_q_heads": n_q_heads,
-               "n_kv_heads": n_kv_heads, "head_dim": head_dim, "causal": bool(causal and not decode)},
+               "n_kv_heads": n_kv_heads, "head_dim": head_dim, "causal": bool(causal and not decode),
+               "paged": bool(paged)},
     )
 
 

@@ -148,7 +148,8 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
         occ = decode_occupancy_frac(s["batch"], s["n_kv_heads"], s["kv_tokens"], hw.n_sms, prm, xp)
         tc = op.flops / (hw.peak(op.compute_dtype) * prm.attention_prefill_efficiency_frac * clock_frac)
         # Occupancy limits the KV stream; the query/output bytes do not grow with context.
-        tm = (op.act_read_bytes + op.act_write_bytes + op.kv_read_bytes / occ) / (bw * prm.attention_decode_efficiency_frac)
+        eff = prm.attention_decode_efficiency_frac * (prm.attention_decode_paged_frac if s.get("paged") else 1.0)
+        tm = (op.act_read_bytes + op.act_write_bytes + op.kv_read_bytes / occ) / (bw * eff)
     elif op.kind in (ELEMENTWISE,):
         tc = op.flops / hw.peak("fp32")
         tm = op.hbm_bytes / (bw * prm.elementwise_efficiency_frac)

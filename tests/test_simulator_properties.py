@@ -170,3 +170,11 @@ def test_context_switch_compares_swap_and_recompute():
     ssd = simulator.context_switch("a100-sxm4-80gb", "yi-34b", 4096, tier="ssd", storage="nvme-gen4-ssd")
     assert ssd.swap_s > short.swap_s
     assert short.cheaper in ("swap", "recompute")
+
+
+def test_paged_decode_attention_is_an_option_and_not_faster():
+    shape = dict(batch=8, context=4096, n_q_heads=32, n_kv_heads=8, head_dim=128, dtype="bf16")
+    flat = simulator.predict_kernel("h100-sxm5-80gb", "attention_decode", impl="triton", **shape)
+    paged = simulator.predict_kernel("h100-sxm5-80gb", "attention_decode", impl="triton", paged=True, **shape)
+    assert paged.hbm_bytes == flat.hbm_bytes
+    assert paged.time_s >= flat.time_s

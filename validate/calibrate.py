@@ -47,7 +47,7 @@ KERNEL_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                                                    "attention_causal_diag_overhead_frac", "attention_latency_s")),
     "attention_decode": (("attention_decode",), ("attention_decode_efficiency_frac", "attention_decode_split_tokens",
                                                  "attention_decode_splits", "attention_decode_ctas_per_sm",
-                                                 "attention_decode_latency_s")),
+                                                 "attention_decode_latency_s", "attention_decode_paged_frac")),
 }
 LAYER_PARAMS = ("eager_launch_overhead_s", "graph_launch_overhead_s", "elementwise_efficiency_frac")
 # Starting points for groups whose cost has discrete steps (tiles, split counts): each is fitted and the
@@ -86,7 +86,7 @@ def _shape(row) -> dict:
             continue
         if key == "dtype":
             shape[key] = str(v)
-        elif key in ("causal", "pinned"):
+        elif key in ("causal", "pinned", "paged"):
             shape[key] = v if isinstance(v, bool) else str(v).strip().lower() in ("true", "1", "1.0")
         else:
             shape[key] = int(v)
