@@ -25,6 +25,8 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels._softmax import online_softmax_step
+
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 _SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
@@ -115,16 +117,7 @@ def _decode_split_kernel(
         qk = tl.dot(q, tl.trans(k)) * qk_scale  # [G_PAD, BLOCK_N], log2 units
         qk = tl.where(n_ok[None, :], qk, float("-inf"))
         # A non-empty split's first tile has a visible key, so m_i is finite from there on.
-        m_ij = tl.maximum(m_i, tl.max(qk, 1))
-        p = tl.math.exp2(qk - m_ij[:, None])
-        alpha = tl.math.exp2(m_i - m_ij)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None]
-        if DOT_F32:
-            acc = tl.dot(p, v, acc)
-        else:
-            acc = tl.dot(p.to(v.dtype), v, acc)
-        m_i = m_ij
+        acc, l_i, m_i = online_softmax_step(qk, v, acc, l_i, m_i, DOT_F32)
 
     # An empty split (past the sequence's end) contributes weight 0: lse = -inf, partial = 0.
     nonempty = l_i > 0.0

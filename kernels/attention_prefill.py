@@ -19,6 +19,8 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels._softmax import online_softmax_step
+
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 _SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
@@ -80,16 +82,7 @@ def _attn_inner(
             qk = tl.where(keep, qk, float("-inf"))
         # The first tile a row sees always holds a visible key, so m_i is finite from then on and
         # fully masked later tiles give exp2(-inf) = 0 without NaNs.
-        m_ij = tl.maximum(m_i, tl.max(qk, 1))
-        p = tl.math.exp2(qk - m_ij[:, None])
-        alpha = tl.math.exp2(m_i - m_ij)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None]
-        if DOT_F32:
-            acc = tl.dot(p, v, acc)
-        else:
-            acc = tl.dot(p.to(v.dtype), v, acc)
-        m_i = m_ij
+        acc, l_i, m_i = online_softmax_step(qk, v, acc, l_i, m_i, DOT_F32)
     return acc, l_i, m_i
 
 
