@@ -44,7 +44,9 @@ class LayerDims:
 LLAMA_3_8B = LayerDims("llama-3-8b", 4096, 32, 8, 128, 14336)
 LLAMA_3_70B = LayerDims("llama-3-70b", 8192, 64, 8, 128, 28672)
 
-PREFILL_CASES = ((1, 512), (1, 2048), (1, 8192), (8, 2048))  # (batch, seq)
+# (batch, seq): 12 shapes so that the held-out half of the prefill layer check has 6 per model.
+PREFILL_CASES = ((1, 256), (1, 512), (1, 1024), (1, 2048), (1, 4096), (1, 8192), (2, 2048), (2, 8192),
+                 (4, 1024), (4, 4096), (8, 512), (8, 2048))
 DECODE_BATCHES = (1, 8, 32, 128)
 DECODE_CONTEXTS = (512, 4096, 16384)
 MAX_KV_BYTES = 9e9  # one layer's K+V cache; larger decode cases are skipped
