@@ -133,8 +133,8 @@ def predict(
         ("scenario", f"batch {sc.batch} × ({sc.prompt_tokens} prompt + {sc.output_tokens} output) tokens; "
                      f"weights {sc.weight_dtype}, act {sc.activation_dtype}, KV {sc.kv_dtype}; "
                      f"{'CUDA graph' if sc.cuda_graph else 'eager'}; TP {sc.tensor_parallel}"),
-        ("TTFT (prefill)", f"{display.seconds(p.ttft_s)}  [{p.prefill_bound}-bound]"),
-        ("TPOT (per decode step)", f"{display.seconds(p.tpot_s)}  [{p.decode_bound}-bound]"),
+        ("TTFT (prefill)", f"{display.seconds(p.ttft_s)}  ({p.prefill_bound}-bound)"),
+        ("TPOT (per decode step)", f"{display.seconds(p.tpot_s)}  ({p.decode_bound}-bound)"),
         ("end-to-end", display.seconds(p.e2e_s)),
         ("decode throughput", f"{p.decode_tokens_per_s:,.0f} tokens/s"),
         ("HBM traffic", display.size(p.hbm_bytes)),
@@ -288,7 +288,7 @@ def kernel(
     if as_json:
         _print_json(d)
         return
-    out.print(f"{name} on {hardware} ({impl}): {display.seconds(kp.time_s)} [{kp.bound}-bound], "
+    out.print(f"{name} on {hardware} ({impl}): {display.seconds(kp.time_s)} ({kp.bound}-bound), "
               f"{display.rate(kp.flops / kp.time_s, 'FLOP')}, {display.rate(kp.hbm_bytes / kp.time_s, 'B')}")
 
 

@@ -148,3 +148,12 @@ def test_simulator_imports_without_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "True"
+
+
+def test_cli_human_output_names_the_bounds():
+    r = runner.invoke(app, ["predict"])
+    assert r.exit_code == 0, r.output
+    p = simulator.predict(HW, MODEL)
+    assert f"({p.prefill_bound}-bound)" in r.output and f"({p.decode_bound}-bound)" in r.output
+    r = runner.invoke(app, ["kernel", "copy", "-s", "bytes=1000000000"])
+    assert r.exit_code == 0 and "(memory-bound)" in r.output, r.output
