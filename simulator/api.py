@@ -21,8 +21,8 @@ from hwspecs.calibration import IMPLS
 from hwspecs.schema import DTYPES
 from simulator import engine
 from simulator.engine import DoesNotFitError, Setup
-from simulator.ops import attention_op, gemm_op, transfer_op
-from simulator.roofline import op_time
+from simulator.ops import D2H, H2D, attention_op, gemm_op, transfer_op
+from simulator.roofline import host_transfer_rate, op_time
 from workloads.scenario import DEFAULT_SCENARIO, Scenario
 from workloads.loader import resolve_model
 
@@ -158,6 +158,19 @@ def _step_bound(pairs) -> str:
     return max(by, key=by.get)
 
 
+def _prefill_bound(pairs, clock_frac) -> str:
+    """Prefill's bound; compute-bound work at a lowered (power-limited) clock is "power"-bound."""
+    bound = _step_bound(pairs)
+    return "power" if bound == "compute" and clock_frac < 0.97 else bound
+
+
+def _decode_step(pairs, prm, cuda_graph) -> tuple[float, str]:
+    """(step time, bound) of a decode step; an eager step the host cannot issue fast enough is "launch"-bound."""
+    gpu, n_kernels, _, _ = engine.totals(pairs)
+    step_s = float(engine.launch_bound_s(gpu, n_kernels, prm, cuda_graph))
+    return step_s, "launch" if (not cuda_graph and step_s > gpu * 1.05) else _step_bound(pairs)
+
+
 # ---- public functions -----------------------------------------------------------------------------------
 
 def prefill(hardware, model, batch, prompt_tokens, calibration="auto", *, weight_dtype="bf16",
@@ -167,10 +180,7 @@ def prefill(hardware, model, batch, prompt_tokens, calibration="auto", *, weight
     hw, m, prm, _ = _resolve(hardware, model, calibration)
     s = _setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel)
     t, flops, hbm, pairs, clock = engine.prefill_eval(s, batch, prompt_tokens)
-    bound = _step_bound(pairs)
-    if bound == "compute" and clock < 0.97:
-        bound = "power"
-    return StepPrediction(float(t), float(hbm), float(flops), bound, pairs, "prefill")
+    return StepPrediction(float(t), float(hbm), float(flops), _prefill_bound(pairs, clock), pairs, "prefill")
 
 
 def decode_step(hardware, model, batch, context_tokens, calibration="auto", cuda_graph=True, *,
@@ -179,10 +189,9 @@ def decode_step(hardware, model, batch, context_tokens, calibration="auto", cuda
     batch, context_tokens = _check_int("batch", batch), _check_int("context_tokens", context_tokens)
     hw, m, prm, _ = _resolve(hardware, model, calibration)
     s = _setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel)
-    t, flops, hbm, pairs = engine.decode_eval(s, batch, context_tokens, bool(cuda_graph))
-    gpu = sum(tt.time_s * op.n_repeats for op, tt in pairs)
-    bound = "launch" if (not cuda_graph and t > gpu * 1.05) else _step_bound(pairs)
-    return StepPrediction(float(t), float(hbm), float(flops), bound, pairs, "decode")
+    _, flops, hbm, pairs = engine.decode_eval(s, batch, context_tokens, bool(cuda_graph))
+    t, bound = _decode_step(pairs, prm, bool(cuda_graph))
+    return StepPrediction(t, float(hbm), float(flops), bound, pairs, "decode")
 
 
 def predict(hardware, model, scenario: Scenario | None = None, calibration="auto") -> Prediction:
@@ -206,22 +215,16 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
                                                                     sc.output_tokens, sc.cuda_graph)
     mid_ctx = sc.prompt_tokens + max(sc.output_tokens // 2, 1)
     dec_pairs = engine.decode_pairs_at(s, co, mid_ctx)
-    step_s = engine.launch_bound_s(sum(t.time_s * op.n_repeats for op, t in dec_pairs),
-                                   sum(op.n_repeats for op, _ in dec_pairs), prm, sc.cuda_graph)
+    step_s, dec_bound = _decode_step(dec_pairs, prm, sc.cuda_graph)
     n_steps = float(steps)
-    tpot = float(dec_s) / n_steps if n_steps > 0 else float(step_s)
+    tpot = float(dec_s) / n_steps if n_steps > 0 else step_s
     dec_s = float(dec_s)
-    gpu_mid = sum(t.time_s * op.n_repeats for op, t in dec_pairs)
-    pf_bound = _step_bound(pf_pairs)
-    if pf_bound == "compute" and clock < 0.97:
-        pf_bound = "power"
     return Prediction(
         hardware_id=hw.id, model_id=m.id, scenario=sc, ttft_s=float(ttft), tpot_s=tpot, e2e_s=float(ttft) + dec_s,
         decode_tokens_per_s=sc.batch / tpot, hbm_bytes=float(pf_hbm + dec_hbm), flops=float(pf_flops + dec_flops),
         peak_memory_bytes=float(mem["peak_memory_bytes"]), max_concurrency=conc,
         memory={k: float(v) for k, v in mem.items() if k != "peak_memory_bytes"},
-        prefill_bound=pf_bound,
-        decode_bound="launch" if (not sc.cuda_graph and step_s > gpu_mid * 1.05) else _step_bound(dec_pairs),
+        prefill_bound=_prefill_bound(pf_pairs, clock), decode_bound=dec_bound,
         calibration=label, _prefill_pairs=pf_pairs, _decode_pairs=dec_pairs)
 
 
@@ -278,9 +281,7 @@ def predict_kernel(hardware, kernel: str, calibration="auto", impl="vendor", **s
     (cuBLAS / SDPA / copy_) or "triton" (hwperf's kernels)."""
     hw, _, prm, _ = _resolve(hardware, None, calibration, impl)
     op = kernel_op(kernel, **shape)
-    if op.kind in ("attention_prefill", "attention_decode", "gemm"):
-        hw.peak(op.compute_dtype)
-    t = op_time(op, hw, prm, host_link_bytes_per_s=engine._link_rate(hw.host_link))
+    t = op_time(op, hw, prm, host_link_bytes_per_s=engine.link_rate(hw.host_link))
     return KernelPrediction(float(t.time_s), float(op.flops), float(op.hbm_bytes), str(t.bound),
                             float(t.compute_s), float(t.memory_s), float(t.latency_s))
 
@@ -404,10 +405,17 @@ def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dt
         out_rate, in_rate = dev.seq_write_bytes_per_s, dev.seq_read_bytes_per_s
     else:
         raise ValueError(f"tier must be 'host' or 'ssd', got {tier!r}")
-    out_s = float(engine.host_transfer_s(s, kv, pinned, out_rate))
-    in_s = float(engine.host_transfer_s(s, kv, pinned, in_rate))
+
+    def transfer(kind, device_bytes_per_s):
+        """(rate, time) across the host link, or the slower drive behind it."""
+        rate, lat = host_transfer_rate(kind, pinned, s.host_link_bytes_per_s, prm)
+        if device_bytes_per_s is not None:
+            rate = min(rate, device_bytes_per_s)
+        return rate, lat + kv / rate
+
+    _, out_s = transfer(D2H, out_rate)
+    rate, in_s = transfer(H2D, in_rate)
     recompute = float(engine.prefill_eval(s, 1, context_tokens)[0])
-    rate = kv / (in_s - (prm.host_transfer_latency_s if pinned else prm.pageable_transfer_latency_s))
     swap = out_s + in_s
     return ContextSwitch(context_tokens, kv, tier, rate, out_s, in_s, swap, recompute,
                          "swap" if swap < recompute else "recompute")

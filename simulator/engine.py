@@ -52,7 +52,8 @@ class Setup:
 
 
 @lru_cache(maxsize=64)
-def _link_rate(link_id: str | None) -> float | None:
+def link_rate(link_id: str | None) -> float | None:
+    """Per-direction bandwidth of a link spec by id (None for no link)."""
     if link_id is None:
         return None
     return hwspecs.load(link_id).bandwidth_bytes_per_s
@@ -60,12 +61,11 @@ def _link_rate(link_id: str | None) -> float | None:
 
 def make_setup(hw: Hardware, model: ModelSpec, prm: EffectParams, weight_dtype="bf16", act_dtype="bf16",
                kv_dtype="bf16", tp: int = 1) -> Setup:
-    compute = hw.peak(act_dtype)  # raises a clear error when the device lacks that dtype
-    del compute
+    hw.peak(act_dtype)  # raises a clear error when the device lacks that dtype
     if tp > 1 and hw.scaleup_bandwidth_bytes_per_s is None:
         raise ValueError(f"tensor_parallel={tp} needs a scale-up link, and {hw.id} has none (scaleup_link)")
     return Setup(hw, model, prm, weight_dtype, act_dtype, kv_dtype, tp, hw.scaleup_bandwidth_bytes_per_s,
-                 _link_rate(hw.host_link))
+                 link_rate(hw.host_link))
 
 
 def sustained_clock_frac(duration_s, prm: EffectParams):
@@ -95,7 +95,8 @@ def phase_ops(s: Setup, batch, q_tokens, kv_tokens, clock_frac=1.0, ops=None):
                          host_link_bytes_per_s=s.host_link_bytes_per_s)) for op in ops]
 
 
-def _totals(pairs):
+def totals(pairs):
+    """(GPU time, kernel launches, FLOPs, HBM bytes) of one pass's (Op, OpTime) pairs."""
     gpu = sum(t.time_s * op.n_repeats for op, t in pairs)
     n_kernels = sum(op.n_repeats for op, _ in pairs)
     flops = sum(op.flops * op.n_repeats for op, _ in pairs)
@@ -109,19 +110,19 @@ def prefill_eval(s: Setup, batch, prompt_tokens):
     The sustained-clock correction is one fixed-point step: time at boost → mean clock over that time →
     time again with compute terms at that clock."""
     pairs = phase_ops(s, batch, prompt_tokens, prompt_tokens)
-    gpu, n, flops, hbm = _totals(pairs)
+    gpu, n, flops, hbm = totals(pairs)
     clock = sustained_clock_frac(launch_bound_s(gpu, n, s.prm, False), s.prm)
     if np.ndim(clock) == 0:
         clock = float(clock)
     pairs = phase_ops(s, batch, prompt_tokens, prompt_tokens, clock_frac=clock, ops=[op for op, _ in pairs])
-    gpu, n, flops, hbm = _totals(pairs)
+    gpu, n, flops, hbm = totals(pairs)
     return launch_bound_s(gpu, n, s.prm, False), flops, hbm, pairs, clock
 
 
 def decode_eval(s: Setup, batch, context_tokens, cuda_graph=True):
     """One decode step (one token per sequence, attention over ``context_tokens``)."""
     pairs = phase_ops(s, batch, 1, context_tokens)
-    gpu, n, flops, hbm = _totals(pairs)
+    gpu, n, flops, hbm = totals(pairs)
     return launch_bound_s(gpu, n, s.prm, cuda_graph), flops, hbm, pairs
 
 
@@ -260,13 +261,3 @@ def memory_breakdown(s: Setup, batch, prompt_tokens, output_tokens, block_tokens
     total = weights + kv + act + RUNTIME_RESERVED_BYTES
     return {"weights_bytes": weights, "kv_cache_bytes": kv, "activation_bytes": act,
             "workspace_bytes": RUNTIME_RESERVED_BYTES, "peak_memory_bytes": total}
-
-
-def host_transfer_s(s: Setup, n_bytes, pinned=True, link_bytes_per_s=None):
-    """Time to move n_bytes across the host link (or a slower device behind it) — for context switching."""
-    eff = s.prm.h2d_pinned_efficiency_frac if pinned else s.prm.h2d_pageable_efficiency_frac
-    rate = s.host_link_bytes_per_s * eff
-    if link_bytes_per_s is not None:
-        rate = min(rate, link_bytes_per_s)
-    lat = s.prm.host_transfer_latency_s if pinned else s.prm.pageable_transfer_latency_s
-    return lat + np.asarray(n_bytes, dtype=float) / rate

@@ -252,7 +252,3 @@ def _moe_gemm(name, per_expert_m, n, k, touched, bias, n_repeats, kw) -> Op:
               weight_bytes=one.weight_bytes, act_read_bytes=one.act_read_bytes * touched,
               act_write_bytes=one.act_write_bytes * touched, compute_dtype=one.compute_dtype,
               shape={"m": per_expert_m, "n": n, "k": k, "groups": touched})
-
-
-def ops_in_order(graph: nx.DiGraph) -> list[Op]:
-    return [graph.nodes[n]["op"] for n in nx.topological_sort(graph)]

@@ -118,6 +118,15 @@ def prefill_attention_compute_s(s: dict, peak_flops_per_s, prm: EffectParams, cl
     return work / (peak_flops_per_s * prm.attention_prefill_efficiency_frac * clock_frac)
 
 
+def host_transfer_rate(kind: str, pinned: bool, host_link_bytes_per_s: float, prm: EffectParams):
+    """(bytes/s, latency_s) of one host↔device copy: pinned DMA, or pageable through a staging buffer
+    (direction-dependent). The one formula for kernel predictions and context switching."""
+    if pinned:
+        return host_link_bytes_per_s * prm.h2d_pinned_efficiency_frac, prm.host_transfer_latency_s
+    eff = prm.h2d_pageable_efficiency_frac if kind == H2D else prm.d2h_pageable_efficiency_frac
+    return host_link_bytes_per_s * eff, prm.pageable_transfer_latency_s
+
+
 def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_bytes_per_s: float | None = None,
             host_link_bytes_per_s: float | None = None, with_bound: bool = True) -> OpTime:
     """Time of one execution of ``op`` on ``hw`` with effect parameters ``prm``.
@@ -159,11 +168,10 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
     elif op.kind in (H2D, D2H):
         if host_link_bytes_per_s is None:
             raise ValueError("host transfers need host_link_bytes_per_s")
-        eff = (prm.h2d_pinned_efficiency_frac if op.shape["pinned"] else
-               prm.h2d_pageable_efficiency_frac if op.kind == H2D else prm.d2h_pageable_efficiency_frac)
-        lat = (prm.host_transfer_latency_s if op.shape["pinned"] else prm.pageable_transfer_latency_s) + zero
+        rate, lat_s = host_transfer_rate(op.kind, op.shape["pinned"], host_link_bytes_per_s, prm)
+        lat = lat_s + zero
         tc = tm = zero
-        link = op.shape["link_bytes"] / (host_link_bytes_per_s * eff)
+        link = op.shape["link_bytes"] / rate
     elif op.kind == ALLREDUCE:
         if link_bytes_per_s is None:
             raise ValueError("all-reduce needs a scale-up link (tensor_parallel > 1 on a GPU without one)")
