@@ -51,6 +51,11 @@ def _format_validation(err: ValidationError, where: str) -> str:
     return f"{where}: " + "; ".join(parts)
 
 
+def is_yaml_path(text: str) -> bool:
+    """A file path rather than a built-in id: ends in .yaml/.yml or names a folder."""
+    return text.endswith((".yaml", ".yml")) or os.sep in text
+
+
 def load_yaml_file(path: str | Path) -> AnySpec:
     """Parse and validate one spec file. Raises SpecError naming the file and the bad field."""
     path = Path(path)
@@ -89,7 +94,7 @@ def available(kind: str | None = None) -> list[str]:
 def load(id_or_path: str | os.PathLike) -> AnySpec:
     """A built-in spec by id (``"h100-sxm5-80gb"``) or a user's YAML file by path."""
     text = str(id_or_path)
-    if text.endswith((".yaml", ".yml")) or os.sep in text:
+    if is_yaml_path(text):
         return load_yaml_file(text)
     if not (DEVICES_DIR / f"{text}.yaml").is_file():
         raise SpecError(f"unknown hardware id {text!r}; known ids: {', '.join(available())}")

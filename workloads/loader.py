@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from hwspecs.loader import _format_validation, _parse_yaml
+from hwspecs.loader import _format_validation, _parse_yaml, is_yaml_path
 from pydantic import ValidationError
 
 from workloads.model import ModelSpec
@@ -44,7 +44,7 @@ def _builtin(model_id: str) -> ModelSpec:
 
 def load_model(id_or_path: str | os.PathLike) -> ModelSpec:
     text = str(id_or_path)
-    if text.endswith((".yaml", ".yml")) or os.sep in text:
+    if is_yaml_path(text):
         return _load_file(Path(text))
     if not (MODELS_DIR / f"{text}.yaml").is_file():
         raise ModelError(f"unknown model id {text!r}; known ids: {', '.join(available_models())}")
