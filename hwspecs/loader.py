@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from hwspecs.calibration import Calibration
 from hwspecs.schema import Hardware, HostMemory, Link, Storage, System

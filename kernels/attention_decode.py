@@ -19,15 +19,14 @@ Layouts:
 """
 
 import math
-import os
 
 import torch
 import triton
 import triton.language as tl
 
-from kernels._softmax import online_softmax_step
-
-_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+from kernels._common import AUTOTUNE
+from kernels._common import INTERPRET as _INTERPRET
+from kernels._common import online_softmax_step, require_gpu
 
 _SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
 _SUPPORTED_HEAD_DIMS = (64, 128)
@@ -49,7 +48,7 @@ def _gpu_configs() -> list[triton.Config]:
 
 if _INTERPRET:
     _CONFIGS = [triton.Config({"BLOCK_N": 32}, num_warps=4)]
-elif os.environ.get("HWPERF_AUTOTUNE", "1") == "0":  # quick GPU test runs: no tuning
+elif not AUTOTUNE:  # quick GPU test runs: no tuning
     _CONFIGS = _gpu_configs()[:1]
 else:
     _CONFIGS = _gpu_configs()
@@ -187,8 +186,7 @@ def _check_inputs(q, k_cache, v_cache, context_lens, block_table):
         raise ValueError(f"q must be 3-D [batch, n_q_heads, head_dim], got {tuple(q.shape)}")
     if q.dtype not in _SUPPORTED_DTYPES:
         raise ValueError(f"q.dtype must be one of {_SUPPORTED_DTYPES}, got {q.dtype}")
-    if not _INTERPRET and q.device.type != "cuda":
-        raise ValueError(f"q must be a CUDA tensor (or set TRITON_INTERPRET=1), got {q.device}")
+    require_gpu("q", q)
     B, Hq, D = q.shape
     if D not in _SUPPORTED_HEAD_DIMS:
         raise ValueError(f"head_dim must be one of {_SUPPORTED_HEAD_DIMS}, got {D}")

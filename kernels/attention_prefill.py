@@ -13,15 +13,14 @@ kv-head h // (Hq // Hkv).
 """
 
 import math
-import os
 
 import torch
 import triton
 import triton.language as tl
 
-from kernels._softmax import online_softmax_step
-
-_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+from kernels._common import AUTOTUNE
+from kernels._common import INTERPRET as _INTERPRET
+from kernels._common import online_softmax_step, require_gpu
 
 _SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
 _SUPPORTED_HEAD_DIMS = (64, 128)
@@ -45,7 +44,7 @@ def _gpu_configs() -> list[triton.Config]:
 if _INTERPRET:
     # One config under the interpreter (toolchain.md pitfall 2); small tiles keep it cheap.
     _CONFIGS = [triton.Config({"BLOCK_M": 32, "BLOCK_N": 16}, num_warps=4)]
-elif os.environ.get("HWPERF_AUTOTUNE", "1") == "0":  # quick GPU test runs: no tuning
+elif not AUTOTUNE:  # quick GPU test runs: no tuning
     _CONFIGS = _gpu_configs()[:1]
 else:
     _CONFIGS = _gpu_configs()
@@ -162,8 +161,7 @@ def _check_inputs(q, k, v):
             raise ValueError(f"{name}.dtype must equal q.dtype ({q.dtype}), got {t.dtype}")
         if t.device != q.device:
             raise ValueError(f"{name} must be on q's device {q.device}, got {t.device}")
-    if not _INTERPRET and q.device.type != "cuda":
-        raise ValueError(f"q must be a CUDA tensor (or set TRITON_INTERPRET=1), got {q.device}")
+    require_gpu("q", q)
     if k.shape != v.shape:
         raise ValueError(f"k and v shapes differ: {tuple(k.shape)} vs {tuple(v.shape)}")
     B, Hq, S, D = q.shape

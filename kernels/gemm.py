@@ -22,20 +22,18 @@ Set HWPERF_AUTOTUNE=0 to skip autotuning (one config per kernel and shape class)
 test runs, where tuning every test shape costs minutes.
 """
 
-import os
-
 import torch
 import triton
 import triton.language as tl
+
+from kernels._common import AUTOTUNE as _AUTOTUNE
+from kernels._common import INTERPRET as _INTERPRET
+from kernels._common import require_gpu
 
 try:  # host-side TMA descriptors (Triton >= 3.4)
     from triton.tools.tensor_descriptor import TensorDescriptor as _TensorDescriptor
 except ImportError:
     _TensorDescriptor = None
-
-# Read once, at import, like Triton itself (TRITON_INTERPRET is read when a kernel is decorated).
-_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
-_AUTOTUNE = os.environ.get("HWPERF_AUTOTUNE", "1") != "0"
 
 _FP8 = torch.float8_e4m3fn
 _SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, _FP8)
@@ -285,8 +283,7 @@ def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"b.dtype must equal a.dtype ({a.dtype}), got {b.dtype}")
     if a.device != b.device:
         raise ValueError(f"a and b must be on one device, got {a.device} and {b.device}")
-    if not _INTERPRET and a.device.type != "cuda":
-        raise ValueError(f"a must be a CUDA tensor (or set TRITON_INTERPRET=1), got {a.device}")
+    require_gpu("a", a)
     if a.dtype == _FP8 and a.device.type == "cuda":
         cc = torch.cuda.get_device_capability(a.device)
         if cc < (8, 9):

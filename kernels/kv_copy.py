@@ -15,13 +15,12 @@ Copies move raw bits (tensors are viewed as same-width integers), so they are bi
 dtype, NaN payloads and fp8 included.
 """
 
-import os
 
 import torch
 import triton
 import triton.language as tl
 
-_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+from kernels._common import require_gpu
 
 _BITS_DTYPE = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 _READ_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -90,8 +89,7 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
 def _check_device(name: str, t: torch.Tensor) -> None:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor")
-    if not _INTERPRET and t.device.type != "cuda":
-        raise ValueError(f"{name} must be a CUDA tensor (or set TRITON_INTERPRET=1), got {t.device}")
+    require_gpu(name, t)
     if not t.is_contiguous():
         raise ValueError(f"{name} must be contiguous, got strides {t.stride()}")
     if t.element_size() not in _BITS_DTYPE:

@@ -1,7 +1,21 @@
-"""The flash-attention online-softmax update, shared by the prefill and decode kernels."""
+"""What the kernel files share: the interpreter switch, the device check, the online-softmax step."""
 
+import os
+
+import torch
 import triton
 import triton.language as tl
+
+# Read once, at import, like Triton itself (TRITON_INTERPRET is read when a kernel is decorated).
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+# HWPERF_AUTOTUNE=0: one config per kernel, for quick GPU test runs (autotuning every shape is slow).
+AUTOTUNE = os.environ.get("HWPERF_AUTOTUNE", "1") != "0"
+
+
+def require_gpu(name: str, t: torch.Tensor) -> None:
+    """Kernels launch on CUDA tensors, or on CPU tensors under the Triton interpreter."""
+    if not INTERPRET and t.device.type != "cuda":
+        raise ValueError(f"{name} must be a CUDA tensor (or set TRITON_INTERPRET=1), got {t.device}")
 
 
 @triton.jit
