@@ -50,6 +50,8 @@ KERNEL_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                                                  "attention_decode_latency_s", "attention_decode_paged_frac")),
 }
 LAYER_PARAMS = ("eager_launch_overhead_s", "graph_launch_overhead_s", "elementwise_efficiency_frac")
+# Scale of the soft-L1 loss on log(predicted / measured): residuals beyond ~5% count linearly, not squared.
+SOFT_L1_SCALE = 0.05
 # Starting points for groups whose cost has discrete steps (tiles, split counts): each is fitted and the
 # best kept. GEMM tiles are integers and stay fixed within a start.
 GROUP_STARTS = {
@@ -77,6 +79,14 @@ class CalibrationRefused(ValueError):
 
 # ---- data ------------------------------------------------------------------------------------------------
 
+_TRUE = ("true", "1", "1.0")  # how a boolean cell reads back from CSV
+
+
+def as_flag(value) -> bool:
+    """A CSV cell (bool, "True", 1.0, NaN …) as a bool."""
+    return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
+
+
 def _shape(row) -> dict:
     """predict_kernel keyword arguments from a measurement row (CSV cells are floats / strings / NaN)."""
     shape = {}
@@ -87,7 +97,7 @@ def _shape(row) -> dict:
         if key == "dtype":
             shape[key] = str(v)
         elif key in ("causal", "pinned", "paged"):
-            shape[key] = v if isinstance(v, bool) else str(v).strip().lower() in ("true", "1", "1.0")
+            shape[key] = as_flag(v)
         else:
             shape[key] = int(v)
     return shape
@@ -123,8 +133,7 @@ def select_gpu_time_rows(df: pd.DataFrame) -> pd.DataFrame:
     eager row, whose time for short kernels includes the host's launch cost (Triton's launcher costs
     50-140 µs of CPU per call); kernel predictions are GPU times, launch overhead is modelled per step."""
     df = df[df["kernel"].isin(FITTED_KERNELS)].copy()
-    graph = (df["graph"].astype(str).str.lower().isin(("true", "1", "1.0")) if "graph" in df
-             else pd.Series(False, index=df.index))
+    graph = df["graph"].map(as_flag) if "graph" in df else pd.Series(False, index=df.index)
     has_twin = df["case_id"].isin(df.loc[graph, "case_id"].str.removesuffix("-graph"))
     return df[graph | ~has_twin].reset_index(drop=True)
 
@@ -185,20 +194,20 @@ def layer_model(row) -> ModelSpec:
 
 
 def predict_layer(hw, row, params: EffectParams) -> float:
-    """Time of one decoder block (the ops of scope "layer"), with the launch rule of its mode."""
+    """Time of one decoder block (the ops of scope "layer"), with the launch rule of its mode and, for
+    prefill, the clock the block's own duration settles at (the fixed point of engine.prefill_eval)."""
     s = engine.make_setup(hw, layer_model(row), params)
-    graph = str(row.get("graph")).strip().lower() in ("true", "1", "1.0")
+    batch = int(row["batch"])
+    q, kv = (int(row["seq"]),) * 2 if row["mode"] == "prefill" else (1, int(row["context"]))
+
+    def layer_pairs(clock=1.0):
+        return [p for p in engine.phase_ops(s, batch, q, kv, clock) if p[0].scope == "layer"]
+
+    pairs = layer_pairs()
     if row["mode"] == "prefill":
-        b, seq = int(row["batch"]), int(row["seq"])
-        pairs = [p for p in engine.phase_ops(s, b, seq, seq) if p[0].scope == "layer"]
-        gpu = sum(t.time_s * op.n_repeats for op, t in pairs)
-        clock = float(engine.sustained_clock_frac(gpu, params))
-        pairs = [p for p in engine.phase_ops(s, b, seq, seq, clock) if p[0].scope == "layer"]
-    else:
-        pairs = [p for p in engine.phase_ops(s, int(row["batch"]), 1, int(row["context"])) if p[0].scope == "layer"]
-    gpu = sum(t.time_s * op.n_repeats for op, t in pairs)
-    n = sum(op.n_repeats for op, _ in pairs)
-    return float(engine.launch_bound_s(gpu, n, params, graph))
+        pairs = layer_pairs(float(engine.sustained_clock_frac(engine.totals(pairs)[0], params)))
+    gpu, n_kernels, _, _ = engine.totals(pairs)
+    return float(engine.launch_bound_s(gpu, n_kernels, params, as_flag(row.get("graph"))))
 
 
 # ---- fitting ---------------------------------------------------------------------------------------------
@@ -230,7 +239,7 @@ def _fit_group(hw, rows, params: EffectParams, names, impl, predict) -> EffectPa
     # soft-L1 loss: a few cases that a kernel's launcher or the host disturbed (tens of % off) must not
     # drag the fit away from the many that agree within a few %.
     res = least_squares(resid, np.clip(x0, lo, hi) / scale, bounds=(lo / scale, hi / scale), x_scale="jac",
-                        diff_step=1e-3, max_nfev=300, loss="soft_l1", f_scale=0.05)
+                        diff_step=1e-3, max_nfev=300, loss="soft_l1", f_scale=SOFT_L1_SCALE)
     return with_x(res.x)
 
 
@@ -257,7 +266,7 @@ def fit_params(hw, kernels: pd.DataFrame, impl: str, start: EffectParams, layers
         for start in [{}] + GROUP_STARTS.get(group, []):
             cand = _fit_group(hw, rows, params.model_copy(update=start), names, impl, _kernel_predict)
             r = np.log(_kernel_predict(hw, rows, cand, impl) / measured)
-            cost = float(np.mean(np.sqrt(1.0 + (r / 0.05) ** 2) - 1.0))  # the soft-L1 cost the fit minimises
+            cost = float(np.mean(np.sqrt(1.0 + (r / SOFT_L1_SCALE) ** 2) - 1.0))  # the cost the fit minimises
             if best is None or cost < best[0]:
                 best = (cost, cand)
         params = best[1]

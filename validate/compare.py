@@ -13,7 +13,22 @@ import pandas as pd
 
 import hwspecs
 from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration
-from validate.calibrate import predict_layer, predict_rows
+from validate.calibrate import as_flag, predict_layer, predict_rows
+
+
+def _cases(part: pd.DataFrame, kernel, impl: str, label: str, predicted_s) -> pd.DataFrame:
+    """Tidy per-case rows of one prediction source."""
+    return pd.DataFrame({
+        "case_id": part["case_id"].values, "kernel": kernel, "impl": impl,
+        "split": part["split"].values if "split" in part else "score", "source": label,
+        "measured_s": part["median_s"].values, "predicted_s": predicted_s,
+    })
+
+
+def _with_error(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    out = pd.concat(frames, ignore_index=True)
+    out["error_frac"] = (out["predicted_s"] - out["measured_s"]) / out["measured_s"]
+    return out
 
 
 def compare_kernels(hardware_id: str, kernels: pd.DataFrame, calibrations: dict[str, Calibration | None]) -> pd.DataFrame:
@@ -23,35 +38,21 @@ def compare_kernels(hardware_id: str, kernels: pd.DataFrame, calibrations: dict[
     frames = []
     for label, cal in calibrations.items():
         for impl, part in kernels.groupby("impl"):
-            rows = part.to_dict("records")
-            pred = predict_rows(hw, rows, cal if cal is not None else DEFAULT_CALIBRATION, impl)
-            frames.append(pd.DataFrame({
-                "case_id": part["case_id"].values, "kernel": part["kernel"].values, "impl": impl,
-                "split": part["split"].values if "split" in part else "score", "source": label,
-                "measured_s": part["median_s"].values, "predicted_s": pred,
-            }))
-    out = pd.concat(frames, ignore_index=True)
-    out["error_frac"] = (out["predicted_s"] - out["measured_s"]) / out["measured_s"]
-    return out
+            pred = predict_rows(hw, part.to_dict("records"), cal if cal is not None else DEFAULT_CALIBRATION, impl)
+            frames.append(_cases(part, part["kernel"].values, impl, label, pred))
+    return _with_error(frames)
 
 
 def compare_layers(hardware_id: str, layers: pd.DataFrame, calibrations: dict[str, Calibration | None]) -> pd.DataFrame:
+    """Whole decoder blocks, labelled layer_prefill / layer_decode_graph / layer_decode_eager."""
     hw = hwspecs.resolve_hardware(hardware_id)
-    frames = []
-    for label, cal in calibrations.items():
-        params = (cal or DEFAULT_CALIBRATION).vendor
-        rows = layers.to_dict("records")
-        kind = [f"layer_{r['mode']}_{'graph' if str(r.get('graph')).lower() in ('true', '1', '1.0') else 'eager'}"
-                if r["mode"] == "decode" else "layer_prefill" for r in rows]
-        frames.append(pd.DataFrame({
-            "case_id": layers["case_id"].values, "kernel": kind, "impl": "vendor",
-            "split": layers["split"].values if "split" in layers else "score", "source": label,
-            "measured_s": layers["median_s"].values,
-            "predicted_s": [predict_layer(hw, r, params) for r in rows],
-        }))
-    out = pd.concat(frames, ignore_index=True)
-    out["error_frac"] = (out["predicted_s"] - out["measured_s"]) / out["measured_s"]
-    return out
+    rows = layers.to_dict("records")
+    kind = [f"layer_decode_{'graph' if as_flag(r.get('graph')) else 'eager'}" if r["mode"] == "decode"
+            else "layer_prefill" for r in rows]
+    frames = [_cases(layers, kind, "vendor", label, [predict_layer(hw, r, (cal or DEFAULT_CALIBRATION).vendor)
+                                                      for r in rows])
+              for label, cal in calibrations.items()]
+    return _with_error(frames)
 
 
 def summarize(cases: pd.DataFrame, split: str | None = "score") -> pd.DataFrame:
