@@ -114,21 +114,11 @@ def bench(
     per_batch = n_sets * math.ceil(per_batch / n_sets)
     n_batches = int(min(max_batches, max(min_batches, budget_s / (per_batch * max(est_s, 1e-7)))))
 
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_batches)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_batches)]
-    state = _DeviceReadings(nvml)
-    state.begin()
-    for b in range(n_batches):
-        starts[b].record()
+    def one_batch():
         for i in range(per_batch):
             fns[i % n_sets]()
-        ends[b].record()
-    state.busy()
-    torch.cuda.synchronize()
-    state.end()
-    times_s = [s.elapsed_time(e) * 1e-3 / per_batch for s, e in zip(starts, ends)]
-    med, p10, p90 = _quantiles(times_s)
-    return state.timing(med, p10, p90, n_batches * per_batch, graph=False)
+
+    return _timed_repeats(torch, nvml, n_batches, one_batch, per_batch, graph=False)
 
 
 def bench_graph(
@@ -173,21 +163,28 @@ def bench_graph(
     est_replay_s = start.elapsed_time(end) * 1e-3
     n_reps = int(min(max_reps, max(min_reps, budget_s / max(est_replay_s, 1e-7))))
 
+    timing = _timed_repeats(torch, nvml, n_reps, graph.replay, n_inner, graph=True)
+    del graph
+    return timing
+
+
+def _timed_repeats(torch, nvml, n_reps: int, body: Callable[[], object], calls_per_rep: int, graph: bool) -> Timing:
+    """``n_reps`` runs of ``body`` (``calls_per_rep`` calls each), one CUDA event pair per run, NVML
+    readings around the loop; quantiles of per-call time."""
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_reps)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_reps)]
     state = _DeviceReadings(nvml)
     state.begin()
     for i in range(n_reps):
         starts[i].record()
-        graph.replay()
+        body()
         ends[i].record()
     state.busy()
     torch.cuda.synchronize()
     state.end()
-    times_s = [s.elapsed_time(e) * 1e-3 / n_inner for s, e in zip(starts, ends)]
+    times_s = [s.elapsed_time(e) * 1e-3 / calls_per_rep for s, e in zip(starts, ends)]
     med, p10, p90 = _quantiles(times_s)
-    del graph
-    return state.timing(med, p10, p90, n_reps * n_inner, graph=True)
+    return state.timing(med, p10, p90, n_reps * calls_per_rep, graph=graph)
 
 
 class _DeviceReadings:
