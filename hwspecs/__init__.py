@@ -16,6 +16,7 @@ from hwspecs.loader import (
     load_calibration,
     load_yaml_file,
     resolve_hardware,
+    write_atomic,
     write_calibration,
 )
 from hwspecs.transfer import calibration_for, transfer_calibration
@@ -24,5 +25,5 @@ from hwspecs.schema import DTYPE_BYTES, DTYPES, Hardware, HostMemory, Link, Stor
 __all__ = [
     "DEFAULT_CALIBRATION", "DTYPES", "DTYPE_BYTES", "IMPLS", "Calibration", "EffectParams", "Hardware",
     "HostMemory", "Link", "Provenance", "SpecError", "Storage", "System", "available", "calibration_for", "calibration_path", "transfer_calibration",
-    "load", "load_calibration", "load_yaml_file", "resolve_hardware", "write_calibration",
+    "load", "load_calibration", "load_yaml_file", "resolve_hardware", "write_atomic", "write_calibration",
 ]

@@ -6,15 +6,13 @@ Bad input prints one line naming the field and what is allowed, and exits with c
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import os
-import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
-import functools
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -84,19 +82,12 @@ def _print_json(obj) -> None:
     out.print_json(json.dumps(obj, default=_json_default))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder, then rename: never a half-written file."""
+def _write_csv(path: Path, text: str) -> None:
+    """The --csv file, written atomically (hwspecs.write_atomic); its folder must exist."""
     path = path.resolve()
     if not path.parent.is_dir():
         raise UserError(f"--csv: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    hwspecs.write_atomic(path, lambda fh: fh.write(text))
 
 
 @app.command()
@@ -209,7 +200,7 @@ def sweep(
                          activation_dtype=activation_dtype.split(","),
                          tensor_parallel=_ints("tensor_parallel", tensor_parallel), cuda_graph=cuda_graph)
     if csv is not None:
-        _write_atomic(csv, df.to_csv(index=False))
+        _write_csv(csv, df.to_csv(index=False))
         err.print(f"wrote {len(df)} rows to {csv}")
     if as_json:
         out.print_json(json.dumps(df.to_dict(orient="records"), default=_json_default))

@@ -69,9 +69,7 @@ def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration
 
 
 def _write_csv(df, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(path)
+    hwspecs.write_atomic(path, lambda fh: df.to_csv(fh, index=False))
 
 
 def register(app: typer.Typer, friendly, UserError) -> None:

@@ -86,9 +86,6 @@ def plot(cases: pd.DataFrame, path: str | Path, title: str) -> Path:
         ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    path = hwspecs.write_atomic(path, lambda fh: fig.savefig(fh, dpi=110, format="png"), binary=True)
     plt.close(fig)
-    tmp.replace(path)
     return path

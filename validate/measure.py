@@ -48,13 +48,12 @@ import dataclasses
 import importlib
 import json
 import math
-import os
-import tempfile
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import hwspecs
 from validate.env import Environment, HardwareMismatchError, NoGPUError, Nvml  # noqa: F401
 
 KERNEL_COLUMNS: tuple[str, ...] = (
@@ -94,60 +93,35 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _replace_readable(tmp: str, path: Path) -> None:
-    """os.replace, after giving the temp file (mkstemp makes it 0600) the umask's normal mode."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
 def write_csv_atomic(path: Path | str, rows: Iterable[dict], columns: Sequence[str]) -> Path:
     """Write ``rows`` to ``path`` with exactly ``columns``, atomically (temp file + os.replace).
 
     Missing keys are written empty; an unknown key raises ``ValueError`` naming it (and leaves any
     existing file untouched), so a typo in a column name cannot silently add or drop data.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     allowed = set(columns)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(columns)
-            for i, row in enumerate(rows):
-                unknown = set(row) - allowed
-                if unknown:
-                    raise ValueError(
-                        f"row {i} of {path.name} has unknown column(s) {sorted(unknown)}; "
-                        f"allowed: {list(columns)}"
-                    )
-                writer.writerow([_cell(row.get(c)) for c in columns])
-            fh.flush()
-            os.fsync(fh.fileno())
-        _replace_readable(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+
+    def write(fh):
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for i, row in enumerate(rows):
+            unknown = set(row) - allowed
+            if unknown:
+                raise ValueError(
+                    f"row {i} of {Path(path).name} has unknown column(s) {sorted(unknown)}; "
+                    f"allowed: {list(columns)}"
+                )
+            writer.writerow([_cell(row.get(c)) for c in columns])
+
+    return hwspecs.write_atomic(path, write)
 
 
 def write_json_atomic(path: Path | str, obj: Any) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
-        _replace_readable(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    def write(fh):
+        json.dump(obj, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+
+    return hwspecs.write_atomic(path, write)
 
 
 # ------------------------------------------------------------------------------------ case model
