@@ -324,9 +324,8 @@ def sweep(hardware, model, calibration="auto", **axes) -> pd.DataFrame:
     frames = []
     for combo in itertools.product(*(values[n] for n in _CATEGORICAL_AXES)):
         cat = dict(zip(_CATEGORICAL_AXES, combo))
-        tp = _check_int("tensor_parallel", cat["tensor_parallel"])
         blk = _check_int("kv_block_tokens", cat["kv_block_tokens"])
-        s = _setup(hw, m, prm, cat["weight_dtype"], cat["activation_dtype"], cat["kv_dtype"], tp)
+        s = _setup(hw, m, prm, cat["weight_dtype"], cat["activation_dtype"], cat["kv_dtype"], cat["tensor_parallel"])
         frames.append(_sweep_block(s, b, p, t, bool(cat["cuda_graph"]), blk, cat))
     return pd.concat(frames, ignore_index=True)
 
