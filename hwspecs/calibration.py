@@ -9,9 +9,15 @@ realistic prediction. ``hwperf calibrate`` fits them per implementation ("vendor
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 IMPLS = ("vendor", "triton")
+# How decode attention's split count is modelled: "smooth" (a continuous occupancy curve with fitted
+# split size and cap, for a library whose heuristic we do not mirror) or "hwperf-triton" (exactly the
+# rule of kernels/attention_decode.default_num_splits, mirrored in simulator.roofline).
+SPLIT_RULES = ("smooth", "hwperf-triton")
 
 
 class EffectParams(BaseModel):
@@ -58,13 +64,26 @@ class EffectParams(BaseModel):
     attention_decode_split_tokens: float = Field(default=512.0, gt=0)
     attention_decode_splits: float = Field(default=16.0, gt=0)
     attention_decode_ctas_per_sm: float = Field(default=2.0, gt=0)
+    # Sharpness of that saturation: occupancy = 1 / (1 + (needed / units)^p)^(1/p); large p = a hard min().
+    attention_decode_occupancy_knee_exponent: float = Field(default=4.0, ge=0.5)
     # A paged (block-table) KV cache streams a little slower than a contiguous one: indirection, 16-token blocks.
     attention_decode_paged_frac: float = Field(default=0.95, gt=0, le=1.2)
+    # ... and pays a fixed extra time per kernel (block-table loads ahead of the first KV tile; H100 run:
+    # +1-5 µs at 2-34 MB, where the bandwidth fraction alone predicted paged ≈ contiguous).
+    attention_decode_paged_latency_s: float = Field(default=2.0e-6, ge=0)
+    attention_decode_split_rule: Literal[SPLIT_RULES] = "smooth"
     # Host↔device over PCIe: pinned ≈ 0.87 of Gen5 x16 (55/63 GB/s), pageable far lower.
     h2d_pinned_efficiency_frac: float = Field(default=0.85, gt=0, le=1.2)
     h2d_pageable_efficiency_frac: float = Field(default=0.20, gt=0, le=1.2)
     # Pageable copies bounce through a staging buffer; device→host measured faster than host→device.
     d2h_pageable_efficiency_frac: float = Field(default=0.20, gt=0, le=1.2)
+    # Beyond the first pageable_fast_bytes a pageable host→device copy moves at the "large" rate: the
+    # host's memcpy from DRAM, not cache (H100 host: 16.5 GB/s at 16 MB, 9.8 GB/s at 256 MB-1 GB;
+    # device→host measured no slower at large sizes).
+    h2d_pageable_large_efficiency_frac: float = Field(default=0.16, gt=0, le=1.2)
+    # Not fitted: with copies measured at 4× size steps the break point is not identifiable (any value
+    # between two sizes fits equally); 64 MB sits between the H100 host's fast and slow sizes.
+    pageable_fast_bytes: float = Field(default=64.0e6, ge=0)
     host_transfer_latency_s: float = Field(default=10.0e-6, ge=0)
     pageable_transfer_latency_s: float = Field(default=20.0e-6, ge=0)
     # Per-op host overhead: PyTorch eager ≈ 10.9 µs per torch op and a modelled op (e.g. RMSNorm, RoPE)
@@ -77,6 +96,10 @@ class EffectParams(BaseModel):
     power_throttle_time_constant_s: float = Field(default=0.5, gt=0)
     # Collective (all-reduce) bus bandwidth over NVLink: 0.78-0.82 of per-direction link rate.
     link_efficiency_frac: float = Field(default=0.80, gt=0, le=1.2)
+
+
+# hwperf's own kernels: the decode split count is the kernel's known rule, not a fitted curve.
+TRITON_DEFAULTS = EffectParams(attention_decode_split_rule="hwperf-triton")
 
 
 class Provenance(BaseModel):
@@ -102,7 +125,16 @@ class Calibration(BaseModel):
     hardware_id: str
     provenance: Provenance | None = None
     vendor: EffectParams = EffectParams()
-    triton: EffectParams = EffectParams()
+    triton: EffectParams = TRITON_DEFAULTS
+
+    @field_validator("triton", mode="before")
+    @classmethod
+    def _triton_defaults(cls, value):
+        """A triton section read from YAML starts from TRITON_DEFAULTS, not the vendor defaults (a profile
+        written before a field existed then still describes hwperf's own kernels)."""
+        if isinstance(value, dict):
+            return {"attention_decode_split_rule": TRITON_DEFAULTS.attention_decode_split_rule, **value}
+        return value
 
     def params(self, impl: str) -> EffectParams:
         if impl not in IMPLS:

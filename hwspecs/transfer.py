@@ -3,7 +3,7 @@
 Transfer rule (for hardware with no committed calibration): efficiencies are properties of the
 architecture and its libraries more than of one SKU, so a device borrows the calibrated parameters of
 the devices of its architecture family (``Hardware.architecture``); with several, each parameter is the
-mean over them (integer tile sizes: the most common value). Ceilings stay relative to the device's OWN
+mean over them (tile sizes and rule names: the most common value). Ceilings stay relative to the device's OWN
 datasheet peaks, so an H200 inherits H100's fractions but keeps its 4.8 TB/s. No same-family
 calibration → the public-measurement defaults of ``EffectParams``.
 """
@@ -35,10 +35,10 @@ def _mean_params(params: list[EffectParams]) -> EffectParams:
     out = {}
     for name, info in EffectParams.model_fields.items():
         values = [getattr(p, name) for p in params]
-        if info.annotation is int:
-            out[name] = Counter(values).most_common(1)[0][0]
-        else:
+        if info.annotation is float:
             out[name] = sum(values) / len(values)
+        else:  # tile sizes, rule names: the most common value
+            out[name] = Counter(values).most_common(1)[0][0]
     return EffectParams(**out)
 
 

@@ -22,7 +22,7 @@ from hwspecs.schema import DTYPES
 from simulator import engine
 from simulator.engine import DoesNotFitError, Setup
 from simulator.ops import D2H, H2D, attention_op, gemm_op, transfer_op
-from simulator.roofline import host_transfer_rate, op_time
+from simulator.roofline import _Scalar, host_transfer_s, op_time
 from workloads.scenario import DEFAULT_SCENARIO, Scenario
 from workloads.loader import resolve_model
 
@@ -406,11 +406,9 @@ def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dt
         raise ValueError(f"tier must be 'host' or 'ssd', got {tier!r}")
 
     def transfer(kind, device_bytes_per_s):
-        """(rate, time) across the host link, or the slower drive behind it."""
-        rate, lat = host_transfer_rate(kind, pinned, s.host_link_bytes_per_s, prm)
-        if device_bytes_per_s is not None:
-            rate = min(rate, device_bytes_per_s)
-        return rate, lat + kv / rate
+        """(effective rate, time) across the host link, or the slower drive behind it."""
+        lat, body = host_transfer_s(kind, pinned, kv, s.host_link_bytes_per_s, prm, _Scalar, device_bytes_per_s)
+        return kv / body, lat + body
 
     _, out_s = transfer(D2H, out_rate)
     rate, in_s = transfer(H2D, in_rate)

@@ -43,6 +43,7 @@ class _Scalar:
     maximum = staticmethod(max)
     minimum = staticmethod(min)
     ceil = staticmethod(math.ceil)
+    floor = staticmethod(math.floor)
     log2 = staticmethod(math.log2)
     exp = staticmethod(math.exp)
 
@@ -91,14 +92,41 @@ def gemm_compute_s(m, n, k, peak_flops_per_s, n_sms, prm: EffectParams, clock_fr
 ATTENTION_TILE = 128.0
 
 
-def decode_occupancy_frac(batch, n_kv_heads, context, n_sms, prm: EffectParams, xp=np):
-    """Fraction of full HBM bandwidth decode attention reaches: work units / (SMs × CTAs per SM needed),
-    with split-KV giving each (sequence, kv-head) context / split_tokens (≥ 1, ≤ max splits) units."""
-    # Continuous split count (no ceil): with whole splits the modelled time would drop at each step,
-    # and a longer context must never be predicted faster.
-    splits = xp.minimum(prm.attention_decode_splits, xp.maximum(1.0, context / prm.attention_decode_split_tokens))
+# hwperf's Triton decode kernel picks its split count by this rule (kernels/attention_decode.py,
+# default_num_splits; tests/test_kernels_attention_decode.py checks the two agree): about 4 programs
+# per SM, each split at least 512 tokens, at most 64 splits.
+TRITON_DECODE_PROGRAMS_PER_SM = 4.0
+TRITON_DECODE_MIN_TOKENS_PER_SPLIT = 512.0
+TRITON_DECODE_MAX_SPLITS = 64.0
+
+
+def triton_decode_splits(batch, n_kv_heads, context, n_sms, xp=np):
+    """KV splits per (sequence, kv-head) of hwperf's Triton decode kernel (float, or array of floats)."""
+    want = xp.ceil(TRITON_DECODE_PROGRAMS_PER_SM * n_sms / (batch * n_kv_heads))
+    most = xp.maximum(1.0, xp.floor(context / TRITON_DECODE_MIN_TOKENS_PER_SPLIT))
+    return xp.maximum(1.0, xp.minimum(xp.minimum(want, most), TRITON_DECODE_MAX_SPLITS))
+
+
+def decode_splits(batch, n_kv_heads, context, n_sms, prm: EffectParams, xp=np):
+    """Split count of decode attention under ``prm.attention_decode_split_rule``.
+
+    "smooth": context / split_tokens, between 1 and the cap, continuous (no ceil) — a library whose
+    heuristic we do not mirror; with whole splits the modelled time would drop at each step.
+    "hwperf-triton": the kernel's own discrete rule (a longer context can then run faster, as it does).
+    """
+    if prm.attention_decode_split_rule == "hwperf-triton":
+        return triton_decode_splits(batch, n_kv_heads, context, n_sms, xp)
+    return xp.minimum(prm.attention_decode_splits, xp.maximum(1.0, context / prm.attention_decode_split_tokens))
+
+
+def decode_occupancy_frac(batch, n_kv_heads, splits, n_sms, prm: EffectParams, xp=np):
+    """Fraction of full HBM bandwidth decode attention reaches with u = sequence × kv-head × split work
+    units, where u_sat = SMs × CTAs per SM saturate HBM: a smooth min(1, u / u_sat),
+    1 / (1 + (u_sat / u)^p)^(1/p) — more units in flight hide more memory latency, with no sharp edge
+    (H100 run: 512 units reach 0.83 of the 2048-unit bandwidth)."""
     units = batch * n_kv_heads * splits
-    return xp.minimum(1.0, units / (n_sms * prm.attention_decode_ctas_per_sm))
+    ratio = n_sms * prm.attention_decode_ctas_per_sm / units
+    return 1.0 / knee(1.0, ratio, prm.attention_decode_occupancy_knee_exponent, xp)
 
 
 def prefill_attention_compute_s(s: dict, peak_flops_per_s, prm: EffectParams, clock_frac=1.0, xp=np):
@@ -118,13 +146,27 @@ def prefill_attention_compute_s(s: dict, peak_flops_per_s, prm: EffectParams, cl
     return work / (peak_flops_per_s * prm.attention_prefill_efficiency_frac * clock_frac)
 
 
-def host_transfer_rate(kind: str, pinned: bool, host_link_bytes_per_s: float, prm: EffectParams):
-    """(bytes/s, latency_s) of one host↔device copy: pinned DMA, or pageable through a staging buffer
-    (direction-dependent). The one formula for kernel predictions and context switching."""
+def host_transfer_s(kind: str, pinned: bool, n_bytes, host_link_bytes_per_s: float, prm: EffectParams, xp=np,
+                    limit_bytes_per_s: float | None = None):
+    """(latency_s, transfer_s) of one host↔device copy of ``n_bytes``; the one formula for kernel
+    predictions and context switching. ``limit_bytes_per_s``: a slower device behind the link (a drive).
+
+    Pinned: DMA at a fraction of the link. Pageable: the driver stages through a pinned buffer, so the
+    host's memcpy sets the rate — one rate for the first ``pageable_fast_bytes`` (source still in CPU
+    caches, staging overlapped) and, host→device, another beyond (H100 host: 16.5 GB/s at 16 MB, 9.8 GB/s
+    at 1 GB).
+    """
+    def rate(eff):
+        r = host_link_bytes_per_s * eff
+        return r if limit_bytes_per_s is None else min(r, limit_bytes_per_s)
+
     if pinned:
-        return host_link_bytes_per_s * prm.h2d_pinned_efficiency_frac, prm.host_transfer_latency_s
-    eff = prm.h2d_pageable_efficiency_frac if kind == H2D else prm.d2h_pageable_efficiency_frac
-    return host_link_bytes_per_s * eff, prm.pageable_transfer_latency_s
+        return prm.host_transfer_latency_s, n_bytes / rate(prm.h2d_pinned_efficiency_frac)
+    # Device→host pageable copies measured no slower for large sizes (the host writes into its own DRAM).
+    small, large = ((prm.h2d_pageable_efficiency_frac, prm.h2d_pageable_large_efficiency_frac) if kind == H2D
+                    else (prm.d2h_pageable_efficiency_frac,) * 2)
+    head = xp.minimum(n_bytes, prm.pageable_fast_bytes)
+    return prm.pageable_transfer_latency_s, head / rate(small) + (n_bytes - head) / rate(large)
 
 
 def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_bytes_per_s: float | None = None,
@@ -153,8 +195,14 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
         tm = op.hbm_bytes / (bw * prm.memory_efficiency_frac)
     elif op.kind == ATTN_DECODE:
         s = op.shape
+        splits = decode_splits(s["batch"], s["n_kv_heads"], s["kv_tokens"], hw.n_sms, prm, xp)
         lat = prm.attention_decode_latency_s + zero
-        occ = decode_occupancy_frac(s["batch"], s["n_kv_heads"], s["kv_tokens"], hw.n_sms, prm, xp)
+        if prm.attention_decode_split_rule == "hwperf-triton":
+            # One split needs no merge: the kernel writes the output directly, skipping the reduce kernel.
+            lat = lat + xp.where(splits > 1.0, prm.kernel_latency_s, 0.0)
+        if s.get("paged"):
+            lat = lat + prm.attention_decode_paged_latency_s
+        occ = decode_occupancy_frac(s["batch"], s["n_kv_heads"], splits, hw.n_sms, prm, xp)
         tc = op.flops / (hw.peak(op.compute_dtype) * prm.attention_prefill_efficiency_frac * clock_frac)
         # Occupancy limits the KV stream; the query/output bytes do not grow with context.
         eff = prm.attention_decode_efficiency_frac * (prm.attention_decode_paged_frac if s.get("paged") else 1.0)
@@ -168,10 +216,10 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
     elif op.kind in (H2D, D2H):
         if host_link_bytes_per_s is None:
             raise ValueError("host transfers need host_link_bytes_per_s")
-        rate, lat_s = host_transfer_rate(op.kind, op.shape["pinned"], host_link_bytes_per_s, prm)
+        lat_s, link = host_transfer_s(op.kind, op.shape["pinned"], op.shape["link_bytes"], host_link_bytes_per_s,
+                                      prm, xp)
         lat = lat_s + zero
         tc = tm = zero
-        link = op.shape["link_bytes"] / rate
     elif op.kind == ALLREDUCE:
         if link_bytes_per_s is None:
             raise ValueError("all-reduce needs a scale-up link (tensor_parallel > 1 on a GPU without one)")

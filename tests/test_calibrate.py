@@ -16,7 +16,8 @@ TRUE = EffectParams(gemm_efficiency_frac=0.71, gemm_tile_m=128, gemm_tile_n=128,
                     memory_efficiency_frac=0.91, kernel_latency_s=6.5e-6, attention_prefill_efficiency_frac=0.52,
                     attention_decode_efficiency_frac=0.77, attention_decode_splits=3.0,
                     h2d_pinned_efficiency_frac=0.82, h2d_pageable_efficiency_frac=0.31,
-                    d2h_pageable_efficiency_frac=0.27, roofline_knee_exponent=4.0)
+                    h2d_pageable_large_efficiency_frac=0.12, d2h_pageable_efficiency_frac=0.27,
+                    roofline_knee_exponent=4.0)
 
 
 def test_unseen_parameter_keeps_its_prior():
@@ -63,7 +64,8 @@ def test_fit_recovers_known_parameters():
     fitted = calibrate(HW, df).calibration.vendor
     for name in ("gemm_efficiency_frac", "gemv_efficiency_frac", "memory_efficiency_frac",
                  "attention_prefill_efficiency_frac", "attention_decode_efficiency_frac",
-                 "h2d_pinned_efficiency_frac", "h2d_pageable_efficiency_frac", "d2h_pageable_efficiency_frac"):
+                 "h2d_pinned_efficiency_frac", "h2d_pageable_efficiency_frac", "h2d_pageable_large_efficiency_frac",
+                 "d2h_pageable_efficiency_frac"):
         assert getattr(fitted, name) == pytest.approx(getattr(TRUE, name), rel=0.03), name
     assert fitted.kernel_latency_s == pytest.approx(TRUE.kernel_latency_s, rel=0.15)
     assert (fitted.gemm_tile_m, fitted.gemm_tile_n) == (128, 128)

@@ -187,6 +187,18 @@ def test_decode_default_splits():
     assert dec.default_num_splits(1, 1, 600, n_sms=132) == 1
 
 
+def test_decode_split_rule_mirrored_by_the_model():
+    # simulator.roofline models hwperf's Triton decode with the kernel's own split rule; the simulator may
+    # not import the kernel (no torch there), so this checks the two copies agree.
+    from simulator.roofline import triton_decode_splits
+    for b in (1, 2, 3, 7, 16, 64, 256):
+        for hkv in (1, 4, 8, 32):
+            for ctx in (1, 128, 511, 512, 1023, 1024, 4000, 32768, 200_000):
+                for n_sms in (4, 108, 132):
+                    assert triton_decode_splits(float(b), float(hkv), float(ctx), float(n_sms)) == \
+                        dec.default_num_splits(b, hkv, ctx, n_sms), (b, hkv, ctx, n_sms)
+
+
 def test_decode_counts():
     assert dec.flops(2, 100, 8, 64) == 4 * 2 * 8 * 100 * 64
     assert dec.hbm_bytes(2, 100, 8, 2, 64, 2) == (2 * 2 * 2 * 100 * 64 + 2 * 2 * 8 * 64) * 2

@@ -178,3 +178,37 @@ def test_paged_decode_attention_is_an_option_and_not_faster():
     paged = simulator.predict_kernel("h100-sxm5-80gb", "attention_decode", impl="triton", paged=True, **shape)
     assert paged.hbm_bytes == flat.hbm_bytes
     assert paged.time_s >= flat.time_s
+
+
+def test_pageable_host_to_device_slows_past_the_fast_size_and_pinned_does_not():
+    from hwspecs.calibration import Calibration, EffectParams
+    prm = EffectParams(h2d_pageable_efficiency_frac=0.3, h2d_pageable_large_efficiency_frac=0.12,
+                       d2h_pageable_efficiency_frac=0.25, pageable_fast_bytes=50e6)
+    cal = Calibration(hardware_id="h100-sxm5-80gb", vendor=prm, triton=prm)
+    link_bytes_per_s = 63.0e9  # PCIe Gen5 x16 per direction, the H100 SXM's host link
+
+    def marginal_bytes_per_s(kind, pinned, lo, hi):
+        t = [simulator.predict_kernel("h100-sxm5-80gb", kind, calibration=cal, bytes=n, pinned=pinned).time_s
+             for n in (lo, hi)]
+        return (hi - lo) / (t[1] - t[0])
+
+    # below the fast size: the small-copy rate; beyond it: the large-copy rate (host→device only)
+    assert marginal_bytes_per_s("h2d", False, 10e6, 40e6) == pytest.approx(0.3 * link_bytes_per_s, rel=1e-6)
+    assert marginal_bytes_per_s("h2d", False, 100e6, 1e9) == pytest.approx(0.12 * link_bytes_per_s, rel=1e-6)
+    assert marginal_bytes_per_s("d2h", False, 100e6, 1e9) == pytest.approx(0.25 * link_bytes_per_s, rel=1e-6)
+    assert marginal_bytes_per_s("h2d", True, 100e6, 1e9) == pytest.approx(
+        prm.h2d_pinned_efficiency_frac * link_bytes_per_s, rel=1e-6)
+    # context switching uses the same copy model: a pageable swap-in of a large KV cache is slower
+    big = simulator.context_switch("h100-sxm5-80gb", "llama-3-8b", 32768, calibration=cal, pinned=False)
+    assert big.kv_bytes > 1e9
+    assert big.swap_in_s > big.kv_bytes / (0.3 * link_bytes_per_s)
+
+
+def test_triton_decode_follows_the_kernels_split_steps():
+    # One sequence, 8 KV heads: at 1023 tokens the kernel runs 1 split (8 programs), at 1024 it runs 2
+    # and is faster although it reads more; the smooth vendor model never gets faster with context.
+    shape = dict(batch=1, n_q_heads=32, n_kv_heads=8, head_dim=128, dtype="bf16")
+    t = {impl: [simulator.predict_kernel("h100-sxm5-80gb", "attention_decode", impl=impl, context=c, **shape).time_s
+                for c in (1023, 1024)] for impl in ("triton", "vendor")}
+    assert t["triton"][1] < t["triton"][0]
+    assert t["vendor"][1] >= t["vendor"][0]

@@ -27,7 +27,7 @@ from scipy.optimize import least_squares
 
 import hwspecs
 import simulator
-from hwspecs.calibration import Calibration, EffectParams, Provenance
+from hwspecs.calibration import TRITON_DEFAULTS, Calibration, EffectParams, Provenance
 from simulator import engine
 from simulator.api import _KERNEL_SHAPES
 from workloads.model import ModelSpec
@@ -38,8 +38,8 @@ REPEAT_TOLERANCE_FRAC = 0.05
 KERNEL_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "copy": (("copy",), ("memory_efficiency_frac", "kernel_latency_s")),
     "host": (("h2d", "d2h"), ("h2d_pinned_efficiency_frac", "h2d_pageable_efficiency_frac",
-                              "d2h_pageable_efficiency_frac", "host_transfer_latency_s",
-                              "pageable_transfer_latency_s")),
+                              "d2h_pageable_efficiency_frac", "h2d_pageable_large_efficiency_frac",
+                              "host_transfer_latency_s", "pageable_transfer_latency_s")),
     "gemm": (("gemm",), ("gemm_efficiency_frac", "gemm_8bit_efficiency_frac", "gemv_efficiency_frac",
                          "roofline_knee_exponent", "gemm_latency_s")),
     "attention_prefill": (("attention_prefill",), ("attention_prefill_efficiency_frac", "attention_softmax_overhead_dim",
@@ -47,7 +47,9 @@ KERNEL_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                                                    "attention_causal_diag_overhead_frac", "attention_latency_s")),
     "attention_decode": (("attention_decode",), ("attention_decode_efficiency_frac", "attention_decode_split_tokens",
                                                  "attention_decode_splits", "attention_decode_ctas_per_sm",
-                                                 "attention_decode_latency_s", "attention_decode_paged_frac")),
+                                                 "attention_decode_occupancy_knee_exponent",
+                                                 "attention_decode_latency_s", "attention_decode_paged_frac",
+                                                 "attention_decode_paged_latency_s")),
 }
 LAYER_PARAMS = ("eager_launch_overhead_s", "graph_launch_overhead_s", "elementwise_efficiency_frac")
 # Scale of the soft-L1 loss on log(predicted / measured): residuals beyond ~5% count linearly, not squared.
@@ -58,19 +60,24 @@ GROUP_STARTS = {
     "gemm": [{"gemm_tile_m": tm, "gemm_tile_n": tn}
              for tm, tn in ((128, 128), (128, 256), (256, 128), (64, 128), (64, 256))],
     "attention_decode": [{"attention_decode_split_tokens": t, "attention_decode_splits": n,
-                          "attention_decode_ctas_per_sm": c}
-                         for t in (128.0, 512.0, 2048.0) for n in (4.0, 16.0, 64.0) for c in (0.5, 2.0)],
+                          "attention_decode_ctas_per_sm": c, "attention_decode_occupancy_knee_exponent": p}
+                         for t in (128.0, 512.0, 2048.0) for n in (4.0, 16.0, 64.0) for c in (0.5, 2.0)
+                         for p in (1.5, 8.0)],
 }
 BOUNDS = {
     "kernel_latency_s": (0.0, 50e-6), "gemm_latency_s": (0.0, 50e-6), "attention_latency_s": (0.0, 50e-6),
-    "attention_decode_latency_s": (0.0, 50e-6), "host_transfer_latency_s": (0.0, 200e-6),
+    "attention_decode_latency_s": (0.0, 50e-6), "attention_decode_paged_latency_s": (0.0, 50e-6), "host_transfer_latency_s": (0.0, 200e-6),
     "pageable_transfer_latency_s": (0.0, 500e-6),
     "attention_prefill_efficiency_frac": (0.02, 2.0),
     "attention_softmax_overhead_dim": (0.0, 512.0), "attention_q_block_overhead_tiles": (0.0, 16.0),
     "attention_causal_diag_overhead_frac": (0.0, 4.0), "attention_decode_split_tokens": (16.0, 65536.0), "eager_launch_overhead_s": (0.0, 200e-6),
     "graph_launch_overhead_s": (0.0, 20e-6), "roofline_knee_exponent": (1.0, 16.0),
-    "attention_decode_splits": (1.0, 256.0), "attention_decode_ctas_per_sm": (0.05, 64.0),
+    "attention_decode_splits": (1.0, 256.0), "attention_decode_occupancy_knee_exponent": (0.5, 16.0), "attention_decode_ctas_per_sm": (0.05, 64.0),
 }
+
+
+# Fields of the triton profile that describe the kernel rather than the device: never fitted.
+_KNOWN_TRITON = {"attention_decode_split_rule": TRITON_DEFAULTS.attention_decode_split_rule}
 
 
 class CalibrationRefused(ValueError):
@@ -315,7 +322,9 @@ def calibrate(hardware_id: str, kernels: pd.DataFrame, layers: pd.DataFrame | No
         check_measurements(layers, hw.id)
         layers = prepare_layers(layers)
     vendor = fit_params(hw, kernels, "vendor", EffectParams(), layers, power)
-    triton = fit_params(hw, kernels, "triton", vendor)
+    # Triton starts from vendor's fitted values, with the parts of the model that are known for hwperf's
+    # own kernels (the decode split rule) taken from TRITON_DEFAULTS.
+    triton = fit_params(hw, kernels, "triton", vendor.model_copy(update=_KNOWN_TRITON))
     env = (environment or {}).get("environment", environment or {})
     prov = Provenance(
         date=dt.date.today().isoformat(), device_name=str(env.get("gpu_name", kernels.get("gpu_name", pd.Series(["?"])).iloc[0])),

@@ -31,6 +31,14 @@ def _with_error(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
+def _kernel_class(row) -> str:
+    """The row's kernel, with host copies split by memory kind: pinned copies are DMA (the GPU's link),
+    pageable ones run at the host's memcpy rate, so the two are scored apart."""
+    if row["kernel"] in ("h2d", "d2h"):
+        return f"{row['kernel']}_{'pinned' if as_flag(row.get('pinned')) else 'pageable'}"
+    return row["kernel"]
+
+
 def compare_kernels(hardware_id: str, kernels: pd.DataFrame, calibrations: dict[str, Calibration | None]) -> pd.DataFrame:
     """One row per (case, prediction source). ``calibrations`` maps a label ("datasheet", "calibrated",
     "transfer") to a Calibration (None = datasheet peaks with public defaults)."""
@@ -38,8 +46,9 @@ def compare_kernels(hardware_id: str, kernels: pd.DataFrame, calibrations: dict[
     frames = []
     for label, cal in calibrations.items():
         for impl, part in kernels.groupby("impl"):
-            pred = predict_rows(hw, part.to_dict("records"), cal if cal is not None else DEFAULT_CALIBRATION, impl)
-            frames.append(_cases(part, part["kernel"].values, impl, label, pred))
+            rows = part.to_dict("records")
+            pred = predict_rows(hw, rows, cal if cal is not None else DEFAULT_CALIBRATION, impl)
+            frames.append(_cases(part, [_kernel_class(r) for r in rows], impl, label, pred))
     return _with_error(frames)
 
 
