@@ -134,6 +134,9 @@ class Environment:
     triton_version: str
     python_version: str
     platform: str
+    cpu_model: str  # the host: eager launch cost and pageable copies are host-bound
+    n_cpus: int
+    load_avg_1min: float | None  # host load when the run started (a busy host slows eager timings)
     git_sha: str
     power_limit_w: float | None
     max_sm_clock_hz: float | None
@@ -242,6 +245,17 @@ class Nvml:
         return f"{v // 1000}.{(v % 1000) // 10}"
 
 
+def cpu_model() -> str:
+    """The host CPU's model name (Linux /proc/cpuinfo), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def _str(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -292,6 +306,9 @@ def detect_environment(requested_hardware: str | None = None, nvml: Nvml | None 
         triton_version=triton_version,
         python_version=platform.python_version(),
         platform=platform.platform(),
+        cpu_model=cpu_model(),
+        n_cpus=os.cpu_count() or 0,
+        load_avg_1min=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         git_sha=git_sha(),
         power_limit_w=nvml.power_limit_w(),
         max_sm_clock_hz=nvml.max_clock_hz("sm"),
