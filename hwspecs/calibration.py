@@ -14,10 +14,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 IMPLS = ("vendor", "triton")
-# How decode attention's split count is modelled: "smooth" (a continuous occupancy curve with fitted
-# split size and cap, for a library whose heuristic we do not mirror) or "hwperf-triton" (exactly the
-# rule of kernels/attention_decode.default_num_splits, mirrored in simulator.roofline).
-SPLIT_RULES = ("smooth", "hwperf-triton")
+# Which kernels a profile describes. "library": cuBLAS / SDPA / copy_, whose dispatch heuristics we do not
+# mirror (smooth decode occupancy, split-K fills small GEMM grids). "hwperf-triton": hwperf's own kernels,
+# whose dispatch is known and mirrored in simulator.roofline: the decode split rule of
+# kernels/attention_decode.py, and kernels/gemm.py's choice between its pointer kernel and its persistent
+# TMA kernel (neither splits K).
+KERNEL_FAMILIES = ("library", "hwperf-triton")
 
 
 class EffectParams(BaseModel):
@@ -71,7 +73,6 @@ class EffectParams(BaseModel):
     # ... and pays a fixed extra time per kernel (block-table loads ahead of the first KV tile; H100 run:
     # +1-5 µs at 2-34 MB, where the bandwidth fraction alone predicted paged ≈ contiguous).
     attention_decode_paged_latency_s: float = Field(default=2.0e-6, ge=0)
-    attention_decode_split_rule: Literal[SPLIT_RULES] = "smooth"
     # Host↔device over PCIe: pinned ≈ 0.87 of Gen5 x16 (55/63 GB/s), pageable far lower.
     h2d_pinned_efficiency_frac: float = Field(default=0.85, gt=0, le=1.2)
     h2d_pageable_efficiency_frac: float = Field(default=0.20, gt=0, le=1.2)
@@ -96,10 +97,17 @@ class EffectParams(BaseModel):
     power_throttle_time_constant_s: float = Field(default=0.5, gt=0)
     # Collective (all-reduce) bus bandwidth over NVLink: 0.78-0.82 of per-direction link rate.
     link_efficiency_frac: float = Field(default=0.80, gt=0, le=1.2)
+    # hwperf's persistent TMA GEMM (16-bit, M > 64, ≥ 1e11 FLOP) keeps the tensor cores busier than its
+    # pointer kernel: H100 run 720-790 TFLOP/s vs 480-610 for the pointer kernel at M = 512-2048.
+    gemm_persistent_efficiency_frac: float = Field(default=0.80, gt=0, le=1.2)
+    # ... and its autotuner picks among tiles whose K-step loads cost like this many extra rows/columns of
+    # work (small tiles are slower per FLOP; the library's single fitted tile folds this into its efficiency).
+    gemm_tile_overhead_dim: float = Field(default=16.0, ge=0)
+    kernel_family: Literal[KERNEL_FAMILIES] = "library"
 
 
-# hwperf's own kernels: the decode split count is the kernel's known rule, not a fitted curve.
-TRITON_DEFAULTS = EffectParams(attention_decode_split_rule="hwperf-triton")
+# hwperf's own kernels: their dispatch (decode splits, GEMM kernel choice) is known, not fitted.
+TRITON_DEFAULTS = EffectParams(kernel_family="hwperf-triton")
 
 
 class Provenance(BaseModel):
@@ -133,7 +141,7 @@ class Calibration(BaseModel):
         """A triton section read from YAML starts from TRITON_DEFAULTS, not the vendor defaults (a profile
         written before a field existed then still describes hwperf's own kernels)."""
         if isinstance(value, dict):
-            return {"attention_decode_split_rule": TRITON_DEFAULTS.attention_decode_split_rule, **value}
+            return {"kernel_family": TRITON_DEFAULTS.kernel_family, **value}
         return value
 
     def params(self, impl: str) -> EffectParams:

@@ -169,7 +169,7 @@ def _set_tma_block_shapes(nargs):
     nargs["c_desc"].block_shape = [bm, bn // 2] if nargs["EPILOGUE_SUBTILE"] else [bm, bn]
 
 
-def _tma_configs() -> list[triton.Config]:
+def _tma_candidates() -> list[triton.Config]:
     """Hopper persistent-TMA candidates; the pre-hook sets descriptor block shapes per config."""
 
     def cfg(bn, bk, warps, stages, subtile):
@@ -178,7 +178,7 @@ def _tma_configs() -> list[triton.Config]:
             num_warps=warps, num_stages=stages, pre_hook=_set_tma_block_shapes,
         )
 
-    configs = [
+    return [
         cfg(256, 64, 8, 3, True),
         cfg(256, 64, 8, 4, True),
         cfg(256, 64, 8, 3, False),
@@ -187,6 +187,10 @@ def _tma_configs() -> list[triton.Config]:
         cfg(128, 128, 8, 3, False),
         cfg(256, 128, 8, 2, True),
     ]
+
+
+def _tma_configs() -> list[triton.Config]:
+    configs = _tma_candidates()
     return configs if _AUTOTUNE and not _INTERPRET else configs[:1]
 
 

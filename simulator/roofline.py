@@ -69,23 +69,70 @@ def knee(tc, tm, p, xp=np):
     return top * (1.0 + r ** p) ** (1.0 / p)
 
 
-def gemm_compute_s(m, n, k, peak_flops_per_s, n_sms, prm: EffectParams, clock_frac=1.0, groups=1.0, xp=np,
-                   efficiency_frac=None):
-    """Compute time of C[m,n] = A[m,k]·B[k,n] with tile and wave quantization.
-
-    Tiles are ``gemm_tile_m × gemm_tile_n``; for skinny M the library picks a shorter tile
-    (next power of two ≥ M, at least 16). Each SM finishes one tile per wave, so the kernel takes
-    ``waves = ceil(tiles / n_sms)`` tile-times (wave quantization); a grid smaller than the GPU is
-    assumed split-K/stream-K filled (cuBLAS does this), i.e. no penalty below one wave.
-    """
-    tm = xp.minimum(prm.gemm_tile_m, xp.maximum(16.0, 2.0 ** xp.ceil(xp.log2(xp.maximum(m, 1.0)))))
-    tn = float(prm.gemm_tile_n)
+def _tiled_gemm_s(m, n, k, tm, tn, groups, n_sms, rate_flops_per_s, split_k: bool, xp=np, overhead_dim=0.0):
+    """Time of a GEMM cut into tm × tn output tiles, one tile per SM per wave: ``ceil(tiles / n_sms)``
+    waves of tile-time (wave quantization, padded edge tiles included). ``split_k``: a grid smaller than
+    the GPU is spread over every SM by splitting K (cuBLAS split-K / stream-K), so there is no penalty
+    below one wave; without it (hwperf's Triton kernels) the idle SMs are lost.
+    ``overhead_dim``: each K step also loads a tm × tk and a tk × tn slice; that costs like this many extra
+    rows and columns of work, so a tile's time is 2·tm·tn·k·(1 + overhead_dim·(1/tm + 1/tn)) / rate and
+    small tiles are slower per FLOP."""
     tiles = xp.ceil(m / tm) * xp.ceil(n / tn) * groups
     waves = xp.ceil(tiles / n_sms)
-    # Below one wave the work is spread (split-K) over all SMs: padded FLOPs at full-GPU rate.
-    padded_flops = xp.where(tiles >= n_sms, waves * n_sms, tiles) * 2.0 * tm * tn * k
-    eff = prm.gemm_efficiency_frac if efficiency_frac is None else efficiency_frac
-    return padded_flops / (peak_flops_per_s * eff * clock_frac)
+    busy = xp.where(tiles >= n_sms, waves * n_sms, tiles) if split_k else waves * n_sms
+    return busy * 2.0 * tm * tn * k * (1.0 + overhead_dim * (1.0 / tm + 1.0 / tn)) / rate_flops_per_s
+
+
+# kernels/gemm.py runs its persistent TMA kernel for 16-bit GEMMs with M > 64 and ≥ 1e11 FLOP (else its
+# pointer kernel); these are the two kernels' autotuned (BLOCK_M, BLOCK_N) tiles. The pointer kernel
+# offers BLOCK_M ≤ 64 (and ≤ next power of two of M, at least 16) for M ≤ 64, BLOCK_M ≥ 64 above.
+# tests/test_kernels_gemm.py checks these agree with the kernel.
+TRITON_GEMM_PERSISTENT_MIN_FLOPS = 1e11
+TRITON_GEMM_SMALL_M = 64
+TRITON_GEMM_PERSISTENT_TILES = ((128, 128), (128, 256))
+TRITON_GEMM_POINTER_TILES = ((16, 32), (16, 64), (16, 128), (16, 256), (32, 32), (32, 64), (32, 128), (64, 32),
+                             (64, 64), (64, 128), (64, 256), (128, 64), (128, 128), (128, 256), (256, 128))
+
+
+def triton_gemm_tile_offered(m, tile_m, xp=np):
+    """Whether kernels/gemm.py's pointer kernel tries BLOCK_M = ``tile_m`` for this M (its config pruning)."""
+    m_pow2 = xp.maximum(16.0, 2.0 ** xp.ceil(xp.log2(xp.maximum(m, 1.0))))
+    return xp.where(m <= TRITON_GEMM_SMALL_M, (tile_m <= m_pow2) & (tile_m <= TRITON_GEMM_SMALL_M),
+                    tile_m >= TRITON_GEMM_SMALL_M)
+
+
+def _autotuned_gemm_s(m, n, k, tiles, groups, n_sms, rate_flops_per_s, overhead_dim, xp=np):
+    """The autotuner's pick: the fastest of the ``tiles`` the kernel offers for this M, no split-K."""
+    best = None
+    for tm, tn in tiles:
+        t = _tiled_gemm_s(m, n, k, float(tm), float(tn), groups, n_sms, rate_flops_per_s, False, xp, overhead_dim)
+        t = xp.where(triton_gemm_tile_offered(m, tm, xp), t, math.inf)
+        best = t if best is None else xp.minimum(best, t)
+    return best
+
+
+def gemm_compute_s(m, n, k, dtype, peak_flops_per_s, n_sms, prm: EffectParams, clock_frac=1.0, groups=1.0, xp=np):
+    """Compute time of C[m,n] = A[m,k]·B[k,n] (``groups`` such GEMMs) with tile and wave quantization.
+
+    Library kernels: the fitted ``gemm_tile_m × gemm_tile_n`` tile, a shorter one for skinny M (next power
+    of two ≥ M, at least 16), split-K below one wave. hwperf's Triton GEMM: its pointer kernel, or — where
+    kernels/gemm.py dispatches it — its persistent TMA kernel at its own efficiency; either with the
+    fastest of the tiles its autotuner tries, and no split-K.
+    """
+    eight_bit = dtype in ("fp8", "int8")
+    rate = peak_flops_per_s * clock_frac
+    eff = prm.gemm_8bit_efficiency_frac if eight_bit else prm.gemm_efficiency_frac
+    if prm.kernel_family != "hwperf-triton":
+        tm = xp.minimum(prm.gemm_tile_m, xp.maximum(16.0, 2.0 ** xp.ceil(xp.log2(xp.maximum(m, 1.0)))))
+        return _tiled_gemm_s(m, n, k, tm, float(prm.gemm_tile_n), groups, n_sms, rate * eff, True, xp)
+    ovh = prm.gemm_tile_overhead_dim
+    t = _autotuned_gemm_s(m, n, k, TRITON_GEMM_POINTER_TILES, groups, n_sms, rate * eff, ovh, xp)
+    if eight_bit:
+        return t
+    t_p = _autotuned_gemm_s(m, n, k, TRITON_GEMM_PERSISTENT_TILES, groups, n_sms,
+                            rate * prm.gemm_persistent_efficiency_frac, ovh, xp)
+    persistent = (m > TRITON_GEMM_SMALL_M) & (2.0 * m * n * k >= TRITON_GEMM_PERSISTENT_MIN_FLOPS)
+    return xp.where(persistent, t_p, t)
 
 
 # Flash-attention query/key tile edge (FA2/FA3 and hwperf's Triton kernel use 128-row query blocks).
@@ -108,13 +155,13 @@ def triton_decode_splits(batch, n_kv_heads, context, n_sms, xp=np):
 
 
 def decode_splits(batch, n_kv_heads, context, n_sms, prm: EffectParams, xp=np):
-    """Split count of decode attention under ``prm.attention_decode_split_rule``.
+    """Split count of decode attention for ``prm.kernel_family``.
 
-    "smooth": context / split_tokens, between 1 and the cap, continuous (no ceil) — a library whose
+    "library": context / split_tokens, between 1 and the cap, continuous (no ceil) — a library whose
     heuristic we do not mirror; with whole splits the modelled time would drop at each step.
-    "hwperf-triton": the kernel's own discrete rule (a longer context can then run faster, as it does).
+    "hwperf-triton": hwperf's kernel's own discrete rule (a longer context can then run faster, as it does).
     """
-    if prm.attention_decode_split_rule == "hwperf-triton":
+    if prm.kernel_family == "hwperf-triton":
         return triton_decode_splits(batch, n_kv_heads, context, n_sms, xp)
     return xp.minimum(prm.attention_decode_splits, xp.maximum(1.0, context / prm.attention_decode_split_tokens))
 
@@ -185,9 +232,8 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
     if op.kind == GEMM:
         s = op.shape
         lat = prm.gemm_latency_s + zero
-        eff = prm.gemm_8bit_efficiency_frac if op.compute_dtype in ("fp8", "int8") else prm.gemm_efficiency_frac
-        tc = gemm_compute_s(s["m"], s["n"], s["k"], hw.peak(op.compute_dtype), hw.n_sms, prm, clock_frac,
-                            s.get("groups", 1.0), xp, eff)
+        tc = gemm_compute_s(s["m"], s["n"], s["k"], op.compute_dtype, hw.peak(op.compute_dtype), hw.n_sms, prm,
+                            clock_frac, s.get("groups", 1.0), xp)
         tm = op.hbm_bytes / (bw * prm.gemv_efficiency_frac)
     elif op.kind == ATTN_PREFILL:
         lat = prm.attention_latency_s + zero
@@ -197,7 +243,7 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
         s = op.shape
         splits = decode_splits(s["batch"], s["n_kv_heads"], s["kv_tokens"], hw.n_sms, prm, xp)
         lat = prm.attention_decode_latency_s + zero
-        if prm.attention_decode_split_rule == "hwperf-triton":
+        if prm.kernel_family == "hwperf-triton":
             # One split needs no merge: the kernel writes the output directly, skipping the reduce kernel.
             lat = lat + xp.where(splits > 1.0, prm.kernel_latency_s, 0.0)
         if s.get("paged"):

@@ -136,3 +136,39 @@ def test_bad_inputs():
         gemm.matmul(a.float(), torch.randn(8, 4).to(DEVICE))
     with pytest.raises(ValueError, match="b.dtype"):
         gemm.matmul(a, torch.randn(8, 4).bfloat16().to(DEVICE))
+
+
+def test_dispatch_and_tiles_mirrored_by_the_model():
+    # simulator.roofline models hwperf's Triton GEMM with the kernel's own dispatch and autotune tiles;
+    # the simulator may not import the kernel (no torch there), so this checks the two copies agree.
+    from simulator import roofline as r
+
+    assert r.TRITON_GEMM_PERSISTENT_MIN_FLOPS == gemm._TMA_MIN_FLOPS
+    tiles = lambda configs: {(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]) for c in configs}  # noqa: E731
+    assert tiles(gemm._gpu_configs()) == set(r.TRITON_GEMM_POINTER_TILES)
+    assert tiles(gemm._tma_candidates()) == set(r.TRITON_GEMM_PERSISTENT_TILES)
+    for m in (1, 2, 9, 16, 17, 32, 33, 64, 65, 128, 4096):
+        kept = gemm._prune_configs(gemm._gpu_configs(), {"M": m}) if gemm._AUTOTUNE else None
+        if kept is not None:
+            offered = {bm for bm, _ in r.TRITON_GEMM_POINTER_TILES if r.triton_gemm_tile_offered(float(m), bm)}
+            assert {c.kwargs["BLOCK_M"] for c in kept} == offered, m
+
+
+def test_persistent_kernel_only_where_matmul_dispatches_it():
+    # The model's persistent branch: 16-bit, M > 64 and >= _TMA_MIN_FLOPS, as in gemm.matmul.
+    import simulator
+    from hwspecs.calibration import Calibration, EffectParams
+    slow = EffectParams(kernel_family="hwperf-triton", gemm_persistent_efficiency_frac=0.1)
+    fast = slow.model_copy(update={"gemm_persistent_efficiency_frac": 1.0})
+
+    def t(prm, **shape):
+        cal = Calibration(hardware_id="h100-sxm5-80gb", vendor=prm, triton=prm)
+        return simulator.predict_kernel("h100-sxm5-80gb", "gemm", calibration=cal, impl="triton", **shape).time_s
+
+    big = dict(m=4096, n=4096, k=4096, dtype="bf16")  # 1.4e11 FLOP
+    assert gemm.flops(4096, 4096, 4096) >= gemm._TMA_MIN_FLOPS
+    assert t(slow, **big) > 5 * t(fast, **big)
+    for shape in (dict(m=64, n=57344, k=16384, dtype="bf16"),   # M <= 64: pointer kernel
+                  dict(m=2048, n=2048, k=2048, dtype="bf16"),   # < 1e11 FLOP
+                  dict(m=4096, n=4096, k=4096, dtype="fp8")):   # fp8: pointer kernel
+        assert t(slow, **shape) == t(fast, **shape), shape

@@ -40,7 +40,9 @@ KERNEL_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "host": (("h2d", "d2h"), ("h2d_pinned_efficiency_frac", "h2d_pageable_efficiency_frac",
                               "d2h_pageable_efficiency_frac", "h2d_pageable_large_efficiency_frac",
                               "host_transfer_latency_s", "pageable_transfer_latency_s")),
-    "gemm": (("gemm",), ("gemm_efficiency_frac", "gemm_8bit_efficiency_frac", "gemv_efficiency_frac",
+    "gemm": (("gemm",), ("gemm_efficiency_frac", "gemm_persistent_efficiency_frac", "gemm_tile_overhead_dim",
+                         "gemm_8bit_efficiency_frac",
+                         "gemv_efficiency_frac",
                          "roofline_knee_exponent", "gemm_latency_s")),
     "attention_prefill": (("attention_prefill",), ("attention_prefill_efficiency_frac", "attention_softmax_overhead_dim",
                                                    "attention_q_block_overhead_tiles",
@@ -69,7 +71,7 @@ BOUNDS = {
     "attention_decode_latency_s": (0.0, 50e-6), "attention_decode_paged_latency_s": (0.0, 50e-6), "host_transfer_latency_s": (0.0, 200e-6),
     "pageable_transfer_latency_s": (0.0, 500e-6),
     "attention_prefill_efficiency_frac": (0.02, 2.0),
-    "attention_softmax_overhead_dim": (0.0, 512.0), "attention_q_block_overhead_tiles": (0.0, 16.0),
+    "attention_softmax_overhead_dim": (0.0, 512.0), "gemm_tile_overhead_dim": (0.0, 256.0), "attention_q_block_overhead_tiles": (0.0, 16.0),
     "attention_causal_diag_overhead_frac": (0.0, 4.0), "attention_decode_split_tokens": (16.0, 65536.0), "eager_launch_overhead_s": (0.0, 200e-6),
     "graph_launch_overhead_s": (0.0, 20e-6), "roofline_knee_exponent": (1.0, 16.0),
     "attention_decode_splits": (1.0, 256.0), "attention_decode_occupancy_knee_exponent": (0.5, 16.0), "attention_decode_ctas_per_sm": (0.05, 64.0),
@@ -77,7 +79,7 @@ BOUNDS = {
 
 
 # Fields of the triton profile that describe the kernel rather than the device: never fitted.
-_KNOWN_TRITON = {"attention_decode_split_rule": TRITON_DEFAULTS.attention_decode_split_rule}
+_KNOWN_TRITON = {"kernel_family": TRITON_DEFAULTS.kernel_family}
 
 
 class CalibrationRefused(ValueError):
@@ -323,7 +325,7 @@ def calibrate(hardware_id: str, kernels: pd.DataFrame, layers: pd.DataFrame | No
         layers = prepare_layers(layers)
     vendor = fit_params(hw, kernels, "vendor", EffectParams(), layers, power)
     # Triton starts from vendor's fitted values, with the parts of the model that are known for hwperf's
-    # own kernels (the decode split rule) taken from TRITON_DEFAULTS.
+    # own kernels (their dispatch rules) taken from TRITON_DEFAULTS.
     triton = fit_params(hw, kernels, "triton", vendor.model_copy(update=_KNOWN_TRITON))
     env = (environment or {}).get("environment", environment or {})
     prov = Provenance(
