@@ -144,3 +144,21 @@ def test_layer_prediction_is_sum_of_layer_ops():
     assert t == pytest.approx(layer_ops.time_s.sum() + len(layer_ops) * EffectParams().graph_launch_overhead_s,
                               rel=1e-9)
     assert cal_mod.layer_model(row).n_layers == 1
+
+
+def test_rerun_difference_per_class_uses_graph_twins_and_splits_host_copies():
+    from validate.compare import rerun_difference
+    first = pd.DataFrame({
+        "case_id": ["g", "g-graph", "p", "q", "h1", "h2"], "kernel": ["gemm", "gemm", "gemm", "gemm", "h2d", "h2d"],
+        "impl": "vendor", "graph": [False, True, False, False, False, False], "pinned": [None] * 4 + [True, False],
+        "median_s": [9.0, 1.0, 1.0, 2.0, 1.0, 1.0]})
+    second = first.assign(median_s=[50.0, 1.1, 0.8, 2.0, 1.0, 1.3])  # the eager row "g" must not count
+    layers = pd.DataFrame({"case_id": ["a", "b"], "mode": ["decode", "decode"], "graph": [True, False],
+                           "median_s": [1.0, 1.0]})
+    out = rerun_difference((first, layers), (second, layers.assign(median_s=[1.0, 1.5]))).set_index("kernel")
+    assert out.loc["gemm", "n_cases"] == 3
+    assert out.loc["gemm", "mean_abs_diff_frac"] == pytest.approx((0.1 + 0.2 + 0.0) / 3)
+    assert out.loc["h2d_pageable", "mean_abs_diff_frac"] == pytest.approx(0.3)
+    assert out.loc["h2d_pinned", "mean_abs_diff_frac"] == pytest.approx(0.0)
+    assert out.loc["layer_decode_eager", "mean_abs_diff_frac"] == pytest.approx(0.5)
+    assert out.loc["layer_decode_graph", "mean_abs_diff_frac"] == pytest.approx(0.0)

@@ -103,9 +103,19 @@ def register(app: typer.Typer, friendly, UserError) -> None:
                 measurements: Optional[Path] = typer.Option(None),
                 out: Optional[Path] = typer.Option(None, help="output folder (default the measurements folder)"),
                 transfer_from: Optional[str] = typer.Option(None, help="also score another device's calibration "
-                                                            "applied to this one, e.g. h100-sxm5-80gb")):
+                                                            "applied to this one, e.g. h100-sxm5-80gb"),
+                rerun_of: Optional[Path] = typer.Option(None, help="another run's measurements folder for the same "
+                                                        "GPU model: also print how much the two runs disagree")):
         """Predicted vs measured per case and per kernel class (held-out split), plus a PNG plot."""
         folder = measurements or MEASUREMENTS / hardware
         _, summary = run_compare(hardware, folder, out or folder, transfer_from=transfer_from)
+        tables = [summary]
+        if rerun_of is not None:
+            from validate.calibrate import read_measurements
+            from validate.compare import rerun_difference
+
+            first, second = read_measurements(rerun_of), read_measurements(folder)
+            tables.append(rerun_difference(first[:2], second[:2]))
         with __import__("pandas").option_context("display.width", 200, "display.max_rows", 200):
-            typer.echo(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+            for table in tables:
+                typer.echo(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))

@@ -13,7 +13,7 @@ import pandas as pd
 
 import hwspecs
 from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration
-from validate.calibrate import as_flag, predict_layer, predict_rows
+from validate.calibrate import as_flag, predict_layer, predict_rows, select_gpu_time_rows
 
 
 def _cases(part: pd.DataFrame, kernel, impl: str, label: str, predicted_s) -> pd.DataFrame:
@@ -39,6 +39,12 @@ def _kernel_class(row) -> str:
     return row["kernel"]
 
 
+def _layer_class(row) -> str:
+    if row["mode"] != "decode":
+        return "layer_prefill"
+    return f"layer_decode_{'graph' if as_flag(row.get('graph')) else 'eager'}"
+
+
 def compare_kernels(hardware_id: str, kernels: pd.DataFrame, calibrations: dict[str, Calibration | None]) -> pd.DataFrame:
     """One row per (case, prediction source). ``calibrations`` maps a label ("datasheet", "calibrated",
     "transfer") to a Calibration (None = datasheet peaks with public defaults)."""
@@ -56,8 +62,7 @@ def compare_layers(hardware_id: str, layers: pd.DataFrame, calibrations: dict[st
     """Whole decoder blocks, labelled layer_prefill / layer_decode_graph / layer_decode_eager."""
     hw = hwspecs.resolve_hardware(hardware_id)
     rows = layers.to_dict("records")
-    kind = [f"layer_decode_{'graph' if as_flag(r.get('graph')) else 'eager'}" if r["mode"] == "decode"
-            else "layer_prefill" for r in rows]
+    kind = [_layer_class(r) for r in rows]
     frames = [_cases(layers, kind, "vendor", label, [predict_layer(hw, r, (cal or DEFAULT_CALIBRATION).vendor)
                                                       for r in rows])
               for label, cal in calibrations.items()]
@@ -98,3 +103,22 @@ def plot(cases: pd.DataFrame, path: str | Path, title: str) -> Path:
     path = hwspecs.write_atomic(path, lambda fh: fig.savefig(fh, dpi=110, format="png"), binary=True)
     plt.close(fig)
     return path
+
+
+def rerun_difference(first: tuple[pd.DataFrame, pd.DataFrame | None],
+                     second: tuple[pd.DataFrame, pd.DataFrame | None]) -> pd.DataFrame:
+    """How much two measurement runs of the same GPU model disagree, per case class: |t₂ / t₁ − 1| over
+    the cases both ran (kernel rows as calibration uses them: CUDA-graph twins where measured) — a floor
+    under any model's error for that class. Arguments: the (kernels, layers) frames of each run."""
+    parts = [_run_diff(select_gpu_time_rows(first[0]), select_gpu_time_rows(second[0]), _kernel_class)]
+    if first[1] is not None and second[1] is not None:
+        parts.append(_run_diff(first[1].assign(impl="vendor"), second[1].assign(impl="vendor"), _layer_class))
+    g = pd.concat(parts, ignore_index=True).groupby(["kernel", "impl"])["diff_frac"]
+    return pd.DataFrame({"n_cases": g.size(), "mean_abs_diff_frac": g.mean(), "median_abs_diff_frac": g.median(),
+                         "max_abs_diff_frac": g.max()}).reset_index()
+
+
+def _run_diff(a: pd.DataFrame, b: pd.DataFrame, label) -> pd.DataFrame:
+    both = a.merge(b[["case_id", "median_s"]], on="case_id", suffixes=("", "_second"))
+    return pd.DataFrame({"kernel": [label(r) for r in both.to_dict("records")], "impl": both["impl"].values,
+                         "diff_frac": (both["median_s_second"] / both["median_s"] - 1.0).abs().values})
