@@ -3,9 +3,11 @@
 Transfer rule (for hardware with no committed calibration): efficiencies are properties of the
 architecture and its libraries more than of one SKU, so a device borrows the calibrated parameters of
 the devices of its architecture family (``Hardware.architecture``); with several, each parameter is the
-mean over them (tile sizes and rule names: the most common value). Ceilings stay relative to the device's OWN
+mean over them (tile sizes and kernel families: the most common value). Ceilings stay relative to the device's OWN
 datasheet peaks, so an H200 inherits H100's fractions but keeps its 4.8 TB/s. No same-family
-calibration → the public-measurement defaults of ``EffectParams``.
+calibration → the public-measurement defaults of ``EffectParams``. Host-side parameters (eager launch
+overhead, pageable copy rates) come along, but they describe the host the calibrated GPU sat in; the
+same GPU model re-measured disagrees by 10-25% on them (README, "How accurate is it?").
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def _mean_params(params: list[EffectParams]) -> EffectParams:
         values = [getattr(p, name) for p in params]
         if info.annotation is float:
             out[name] = sum(values) / len(values)
-        else:  # tile sizes, rule names: the most common value
+        else:  # tile sizes, kernel families: the most common value
             out[name] = Counter(values).most_common(1)[0][0]
     return EffectParams(**out)
 
