@@ -59,15 +59,15 @@ class EffectParams(BaseModel):
     attention_softmax_overhead_dim: float = Field(default=64.0, ge=0)
     attention_q_block_overhead_tiles: float = Field(default=1.0, ge=0)
     attention_causal_diag_overhead_frac: float = Field(default=0.3, ge=0)
-    # Decode attention streams KV at up to this fraction of HBM once the GPU is full ...
-    attention_decode_efficiency_frac: float = Field(default=0.80, gt=0, le=1.2)
+    # Decode attention streams KV at up to this fraction of HBM with many work units in flight (the
+    # asymptote of the occupancy curve below; fitted 0.93-0.96 on H100 and H200) ...
+    attention_decode_efficiency_frac: float = Field(default=0.92, gt=0, le=1.2)
     # ... split-KV (flash-decoding) gives each (sequence, kv-head) context / split_tokens splits, at
-    # most attention_decode_splits; the GPU is full when sequences × kv-heads × splits ≥ n_sms × ctas_per_sm.
+    # most attention_decode_splits; u = sequences × kv-heads × splits units reach u / (u + n_sms × ctas_per_sm)
+    # of the bandwidth (half of it at n_sms × ctas_per_sm units; fitted 0.2-0.8 per SM on H100 and H200).
     attention_decode_split_tokens: float = Field(default=512.0, gt=0)
     attention_decode_splits: float = Field(default=16.0, gt=0)
-    attention_decode_ctas_per_sm: float = Field(default=2.0, gt=0)
-    # Sharpness of that saturation: occupancy = 1 / (1 + (needed / units)^p)^(1/p); large p = a hard min().
-    attention_decode_occupancy_knee_exponent: float = Field(default=4.0, ge=0.5)
+    attention_decode_ctas_per_sm: float = Field(default=0.5, gt=0)
     # A paged (block-table) KV cache streams a little slower than a contiguous one: indirection, 16-token blocks.
     attention_decode_paged_frac: float = Field(default=0.95, gt=0, le=1.2)
     # ... and pays a fixed extra time per kernel (block-table loads ahead of the first KV tile; H100 run:

@@ -168,12 +168,11 @@ def decode_splits(batch, n_kv_heads, context, n_sms, prm: EffectParams, xp=np):
 
 def decode_occupancy_frac(batch, n_kv_heads, splits, n_sms, prm: EffectParams, xp=np):
     """Fraction of full HBM bandwidth decode attention reaches with u = sequence × kv-head × split work
-    units, where u_sat = SMs × CTAs per SM saturate HBM: a smooth min(1, u / u_sat),
-    1 / (1 + (u_sat / u)^p)^(1/p) — more units in flight hide more memory latency, with no sharp edge
-    (H100 run: 512 units reach 0.83 of the 2048-unit bandwidth)."""
+    units in flight: u / (u + u_half), u_half = SMs × ``attention_decode_ctas_per_sm``. Each unit keeps a
+    bounded number of loads in flight, so bandwidth grows with units and saturates smoothly (Little's law),
+    with no sharp edge (H100 run: 512 units reach 0.83 of the 2048-unit bandwidth)."""
     units = batch * n_kv_heads * splits
-    ratio = n_sms * prm.attention_decode_ctas_per_sm / units
-    return 1.0 / knee(1.0, ratio, prm.attention_decode_occupancy_knee_exponent, xp)
+    return units / (units + n_sms * prm.attention_decode_ctas_per_sm)
 
 
 def prefill_attention_compute_s(s: dict, peak_flops_per_s, prm: EffectParams, clock_frac=1.0, xp=np):

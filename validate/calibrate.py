@@ -49,7 +49,6 @@ KERNEL_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                                                    "attention_causal_diag_overhead_frac", "attention_latency_s")),
     "attention_decode": (("attention_decode",), ("attention_decode_efficiency_frac", "attention_decode_split_tokens",
                                                  "attention_decode_splits", "attention_decode_ctas_per_sm",
-                                                 "attention_decode_occupancy_knee_exponent",
                                                  "attention_decode_latency_s", "attention_decode_paged_frac",
                                                  "attention_decode_paged_latency_s")),
 }
@@ -62,9 +61,8 @@ GROUP_STARTS = {
     "gemm": [{"gemm_tile_m": tm, "gemm_tile_n": tn}
              for tm, tn in ((128, 128), (128, 256), (256, 128), (64, 128), (64, 256))],
     "attention_decode": [{"attention_decode_split_tokens": t, "attention_decode_splits": n,
-                          "attention_decode_ctas_per_sm": c, "attention_decode_occupancy_knee_exponent": p}
-                         for t in (128.0, 512.0, 2048.0) for n in (4.0, 16.0, 64.0) for c in (0.5, 2.0)
-                         for p in (1.5, 8.0)],
+                          "attention_decode_ctas_per_sm": c}
+                         for t in (128.0, 512.0, 2048.0) for n in (4.0, 16.0, 64.0) for c in (0.5, 2.0)],
 }
 BOUNDS = {
     "kernel_latency_s": (0.0, 50e-6), "gemm_latency_s": (0.0, 50e-6), "attention_latency_s": (0.0, 50e-6),
@@ -74,7 +72,7 @@ BOUNDS = {
     "attention_softmax_overhead_dim": (0.0, 512.0), "gemm_tile_overhead_dim": (0.0, 256.0), "attention_q_block_overhead_tiles": (0.0, 16.0),
     "attention_causal_diag_overhead_frac": (0.0, 4.0), "attention_decode_split_tokens": (16.0, 65536.0), "eager_launch_overhead_s": (0.0, 200e-6),
     "graph_launch_overhead_s": (0.0, 20e-6), "roofline_knee_exponent": (1.0, 16.0),
-    "attention_decode_splits": (1.0, 256.0), "attention_decode_occupancy_knee_exponent": (0.5, 16.0), "attention_decode_ctas_per_sm": (0.05, 64.0),
+    "attention_decode_splits": (1.0, 256.0), "attention_decode_ctas_per_sm": (0.05, 64.0),
 }
 
 
