@@ -22,7 +22,7 @@ from hwspecs.schema import DTYPES
 from simulator import engine
 from simulator.engine import DoesNotFitError, Setup
 from simulator.ops import D2H, H2D, attention_op, gemm_op, transfer_op
-from simulator.roofline import _Scalar, host_transfer_s, op_time
+from simulator.roofline import host_transfer_s, op_time, xp_for
 from workloads.scenario import DEFAULT_SCENARIO, Scenario
 from workloads.loader import resolve_model
 
@@ -407,7 +407,7 @@ def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dt
 
     def transfer(kind, device_bytes_per_s):
         """(effective rate, time) across the host link, or the slower drive behind it."""
-        lat, body = host_transfer_s(kind, pinned, kv, s.host_link_bytes_per_s, prm, _Scalar, device_bytes_per_s)
+        lat, body = host_transfer_s(kind, pinned, kv, s.host_link_bytes_per_s, prm, xp_for(kv), device_bytes_per_s)
         return kv / body, lat + body
 
     _, out_s = transfer(D2H, out_rate)

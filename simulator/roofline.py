@@ -69,6 +69,11 @@ def knee(tc, tm, p, xp=np):
     return top * (1.0 + r ** p) ** (1.0 / p)
 
 
+def _m_pow2(m, xp=np):
+    """Next power of two ≥ M, at least 16: the row tile a GEMM library (or hwperf's pruning) uses for skinny M."""
+    return xp.maximum(16.0, 2.0 ** xp.ceil(xp.log2(xp.maximum(m, 1.0))))
+
+
 def _tiled_gemm_s(m, n, k, tm, tn, groups, n_sms, rate_flops_per_s, split_k: bool, xp=np, overhead_dim=0.0):
     """Time of a GEMM cut into tm × tn output tiles, one tile per SM per wave: ``ceil(tiles / n_sms)``
     waves of tile-time (wave quantization, padded edge tiles included). ``split_k``: a grid smaller than
@@ -96,17 +101,18 @@ TRITON_GEMM_POINTER_TILES = ((16, 32), (16, 64), (16, 128), (16, 256), (32, 32),
 
 def triton_gemm_tile_offered(m, tile_m, xp=np):
     """Whether kernels/gemm.py's pointer kernel tries BLOCK_M = ``tile_m`` for this M (its config pruning)."""
-    m_pow2 = xp.maximum(16.0, 2.0 ** xp.ceil(xp.log2(xp.maximum(m, 1.0))))
-    return xp.where(m <= TRITON_GEMM_SMALL_M, (tile_m <= m_pow2) & (tile_m <= TRITON_GEMM_SMALL_M),
+    return xp.where(m <= TRITON_GEMM_SMALL_M, (tile_m <= _m_pow2(m, xp)) & (tile_m <= TRITON_GEMM_SMALL_M),
                     tile_m >= TRITON_GEMM_SMALL_M)
 
 
-def _autotuned_gemm_s(m, n, k, tiles, groups, n_sms, rate_flops_per_s, overhead_dim, xp=np):
-    """The autotuner's pick: the fastest of the ``tiles`` the kernel offers for this M, no split-K."""
+def _autotuned_gemm_s(m, n, k, tiles, groups, n_sms, rate_flops_per_s, overhead_dim, xp=np, pruned=False):
+    """The autotuner's pick: the fastest of ``tiles`` (``pruned``: only those the pointer kernel's config
+    pruning offers for this M), no split-K."""
     best = None
     for tm, tn in tiles:
         t = _tiled_gemm_s(m, n, k, float(tm), float(tn), groups, n_sms, rate_flops_per_s, False, xp, overhead_dim)
-        t = xp.where(triton_gemm_tile_offered(m, tm, xp), t, math.inf)
+        if pruned:
+            t = xp.where(triton_gemm_tile_offered(m, tm, xp), t, math.inf)
         best = t if best is None else xp.minimum(best, t)
     return best
 
@@ -123,10 +129,10 @@ def gemm_compute_s(m, n, k, dtype, peak_flops_per_s, n_sms, prm: EffectParams, c
     rate = peak_flops_per_s * clock_frac
     eff = prm.gemm_8bit_efficiency_frac if eight_bit else prm.gemm_efficiency_frac
     if prm.kernel_family != "hwperf-triton":
-        tm = xp.minimum(prm.gemm_tile_m, xp.maximum(16.0, 2.0 ** xp.ceil(xp.log2(xp.maximum(m, 1.0)))))
+        tm = xp.minimum(prm.gemm_tile_m, _m_pow2(m, xp))
         return _tiled_gemm_s(m, n, k, tm, float(prm.gemm_tile_n), groups, n_sms, rate * eff, True, xp)
     ovh = prm.gemm_tile_overhead_dim
-    t = _autotuned_gemm_s(m, n, k, TRITON_GEMM_POINTER_TILES, groups, n_sms, rate * eff, ovh, xp)
+    t = _autotuned_gemm_s(m, n, k, TRITON_GEMM_POINTER_TILES, groups, n_sms, rate * eff, ovh, xp, pruned=True)
     if eight_bit:
         return t
     t_p = _autotuned_gemm_s(m, n, k, TRITON_GEMM_PERSISTENT_TILES, groups, n_sms,
@@ -140,7 +146,7 @@ ATTENTION_TILE = 128.0
 
 
 # hwperf's Triton decode kernel picks its split count by this rule (kernels/attention_decode.py,
-# default_num_splits; tests/test_kernels_attention_decode.py checks the two agree): about 4 programs
+# default_num_splits; tests/test_kernels_attention.py checks the two agree): about 4 programs
 # per SM, each split at least 512 tokens, at most 64 splits.
 TRITON_DECODE_PROGRAMS_PER_SM = 4.0
 TRITON_DECODE_MIN_TOKENS_PER_SPLIT = 512.0

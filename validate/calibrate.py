@@ -41,9 +41,8 @@ KERNEL_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                               "d2h_pageable_efficiency_frac", "h2d_pageable_large_efficiency_frac",
                               "host_transfer_latency_s", "pageable_transfer_latency_s")),
     "gemm": (("gemm",), ("gemm_efficiency_frac", "gemm_persistent_efficiency_frac", "gemm_tile_overhead_dim",
-                         "gemm_8bit_efficiency_frac",
-                         "gemv_efficiency_frac",
-                         "roofline_knee_exponent", "gemm_latency_s")),
+                         "gemm_8bit_efficiency_frac", "gemv_efficiency_frac", "roofline_knee_exponent",
+                         "gemm_latency_s")),
     "attention_prefill": (("attention_prefill",), ("attention_prefill_efficiency_frac", "attention_softmax_overhead_dim",
                                                    "attention_q_block_overhead_tiles",
                                                    "attention_causal_diag_overhead_frac", "attention_latency_s")),
@@ -66,10 +65,12 @@ GROUP_STARTS = {
 }
 BOUNDS = {
     "kernel_latency_s": (0.0, 50e-6), "gemm_latency_s": (0.0, 50e-6), "attention_latency_s": (0.0, 50e-6),
-    "attention_decode_latency_s": (0.0, 50e-6), "attention_decode_paged_latency_s": (0.0, 50e-6), "host_transfer_latency_s": (0.0, 200e-6),
+    "attention_decode_latency_s": (0.0, 50e-6), "attention_decode_paged_latency_s": (0.0, 50e-6),
+    "host_transfer_latency_s": (0.0, 200e-6),
     "pageable_transfer_latency_s": (0.0, 500e-6),
     "attention_prefill_efficiency_frac": (0.02, 2.0),
-    "attention_softmax_overhead_dim": (0.0, 512.0), "gemm_tile_overhead_dim": (0.0, 256.0), "attention_q_block_overhead_tiles": (0.0, 16.0),
+    "attention_softmax_overhead_dim": (0.0, 512.0), "gemm_tile_overhead_dim": (0.0, 256.0),
+    "attention_q_block_overhead_tiles": (0.0, 16.0),
     "attention_causal_diag_overhead_frac": (0.0, 4.0), "attention_decode_split_tokens": (16.0, 65536.0), "eager_launch_overhead_s": (0.0, 200e-6),
     "graph_launch_overhead_s": (0.0, 20e-6), "roofline_knee_exponent": (1.0, 16.0),
     "attention_decode_splits": (1.0, 256.0), "attention_decode_ctas_per_sm": (0.05, 64.0),
@@ -219,15 +220,30 @@ def predict_layer(hw, row, params: EffectParams) -> float:
 
 # ---- fitting ---------------------------------------------------------------------------------------------
 
+def _visible(hw, rows, params: EffectParams, names, impl, predict) -> list[str]:
+    """The parameters among ``names`` that move at least one of these cases' predictions."""
+    base = predict(hw, rows, params, impl)
+    return [n for n in names
+            if not np.allclose(predict(hw, rows, params.model_copy(update={n: getattr(params, n) * 1.1 + 1e-7}), impl),
+                               base, rtol=1e-9, atol=0.0)]
+
+
+def _distinct_starts(hw, rows, params: EffectParams, starts: list[dict], impl) -> list[dict]:
+    """``starts`` without those that differ only in parameters these cases cannot see (e.g. the library
+    GEMM tile or decode split size for hwperf's Triton kernels): those would repeat the same fit."""
+    seen = set(_visible(hw, rows, params, sorted({k for s in starts for k in s}), impl, _kernel_predict))
+    distinct: dict[tuple, dict] = {}
+    for start in starts:
+        distinct.setdefault(tuple((k, v) for k, v in start.items() if k in seen), start)
+    return list(distinct.values())
+
+
 def _fit_group(hw, rows, params: EffectParams, names, impl, predict) -> EffectParams:
     """Least squares on log time ratios over ``names``; returns params with the fitted values."""
     if not rows:
         return params
-    base = predict(hw, rows, params, impl)
     # Fit only what these cases can see: a parameter that moves no prediction keeps its prior.
-    names = [n for n in names
-             if not np.allclose(predict(hw, rows, params.model_copy(update={n: getattr(params, n) * 1.1 + 1e-7}), impl),
-                                base, rtol=1e-9, atol=0.0)]
+    names = _visible(hw, rows, params, names, impl, predict)
     if not names:
         return params
     measured = np.array([r["median_s"] for r in rows])
@@ -270,7 +286,7 @@ def fit_params(hw, kernels: pd.DataFrame, impl: str, start: EffectParams, layers
             continue
         measured = np.array([r["median_s"] for r in rows])
         best = None
-        for start in [{}] + GROUP_STARTS.get(group, []):
+        for start in _distinct_starts(hw, rows, params, [{}] + GROUP_STARTS.get(group, []), impl):
             cand = _fit_group(hw, rows, params.model_copy(update=start), names, impl, _kernel_predict)
             r = np.log(_kernel_predict(hw, rows, cand, impl) / measured)
             cost = float(np.mean(np.sqrt(1.0 + (r / SOFT_L1_SCALE) ** 2) - 1.0))  # the cost the fit minimises
