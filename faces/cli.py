@@ -20,7 +20,8 @@ from rich.table import Table
 import hwspecs
 import simulator
 import workloads
-from simulator import display
+from faces import display
+from faces.validate_commands import register as register_validate_commands
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="hwperf: LLM inference performance on described hardware, checked against real kernels.")
@@ -282,16 +283,8 @@ def kernel(
               f"{display.rate(kp.flops / kp.time_s, 'FLOP')}, {display.rate(kp.hbm_bytes / kp.time_s, 'B')}")
 
 
-def _register_validate_commands() -> None:
-    """validate / calibrate / compare live in validate/ (torch on a GPU machine); imported lazily."""
-    try:
-        from validate.cli import register
-    except ImportError:
-        return
-    register(app, friendly, UserError)
-
-
-_register_validate_commands()
+# validate / calibrate / compare: their work lives in validate/ and imports torch only when a command runs.
+register_validate_commands(app, friendly, UserError)
 
 
 def main() -> None:

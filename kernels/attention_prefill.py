@@ -42,7 +42,8 @@ def _gpu_configs() -> list[triton.Config]:
 
 
 if _INTERPRET:
-    # One config under the interpreter (toolchain.md pitfall 2); small tiles keep it cheap.
+    # One config under the interpreter: autotuning several configs benchmarks them through the GPU
+    # driver, which TRITON_INTERPRET runs lack (hwperf observation, triton 3.x); small tiles keep it cheap.
     _CONFIGS = [triton.Config({"BLOCK_M": 32, "BLOCK_N": 16}, num_warps=4)]
 elif not AUTOTUNE:  # quick GPU test runs: no tuning
     _CONFIGS = _gpu_configs()[:1]
@@ -233,7 +234,8 @@ def reference(q, k, v, causal: bool = True, sm_scale: float | None = None,
 def flops(batch: int, seq: int, n_q_heads: int, head_dim: int, causal: bool) -> int:
     """Matmul FLOPs: QKᵀ and PV are each 2·S·S·D per (batch, q-head) → 4·B·Hq·S²·D.
 
-    Causal counts half the score matrix (the convention in DESIGN.md and the FA papers).
+    Causal counts half the score matrix: the convention of the FlashAttention benchmarks behind the
+    FA2 paper's TFLOPs/s (arXiv 2307.08691; Dao-AILab/flash-attention benchmarks/benchmark_flash_attention.py).
     """
     full = 4 * batch * n_q_heads * seq * seq * head_dim
     return full // 2 if causal else full

@@ -1,31 +1,61 @@
-"""The Streamlit app renders predictions and shows bad input as a message, not a crash."""
+"""The Streamlit app renders predictions and shows bad input as a message, not a crash; the content it
+shows (faces/app_view.py) is checked without Streamlit."""
 
 from pathlib import Path
 
 import pytest
 
-AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+import simulator
+import workloads
+from faces import app_view
+
 APP = str(Path(__file__).parent.parent / "app.py")
+HW, MODEL = "h100-sxm5-80gb", "llama-3-8b"
 
 
-def test_app_renders_default_prediction():
-    at = AppTest.from_file(APP, default_timeout=60).run()
+@pytest.fixture
+def run_app():
+    app_test = pytest.importorskip("streamlit.testing.v1").AppTest
+    return lambda: app_test.from_file(APP, default_timeout=60).run()
+
+
+def test_app_renders_default_prediction(run_app):
+    at = run_app()
     assert not at.exception
     labels = [m.label for m in at.metric]
     assert "TTFT" in labels and "Max concurrency" in labels
     assert not at.error
 
 
-def test_app_reports_model_that_does_not_fit():
-    at = AppTest.from_file(APP, default_timeout=60).run()
+def test_app_reports_model_that_does_not_fit(run_app):
+    at = run_app()
     at.selectbox[1].set_value("llama-3-70b").run()
     assert not at.exception
     assert at.error and "tensor_parallel" in at.error[0].value
 
 
-def test_app_reports_missing_dtype_unit():
-    at = AppTest.from_file(APP, default_timeout=60).run()
+def test_app_reports_missing_dtype_unit(run_app):
+    at = run_app()
     at.selectbox[0].set_value("a100-sxm4-80gb").run()
     at.selectbox[4].set_value("fp8").run()  # activation dtype fp8: the A100 has no fp8 unit
     assert not at.exception
     assert at.error and "fp8" in at.error[0].value
+
+
+def test_app_view_headline_and_memory():
+    sc = workloads.Scenario(batch=16, prompt_tokens=2048, output_tokens=256)
+    p = simulator.predict(HW, MODEL, sc)
+    metrics = app_view.headline_metrics(p, sc)
+    assert [m.label for m in metrics] == ["TTFT", "TPOT", "End-to-end", "Decode throughput", "Max concurrency"]
+    assert p.prefill_bound in metrics[0].help and metrics[0].value.endswith("s")
+    mem = app_view.memory_breakdown_bytes(p, HW)
+    assert mem["free_bytes"] >= 0
+    assert sum(mem.values()) >= p.peak_memory_bytes
+
+
+def test_app_view_batch_sweep_keeps_the_scenario():
+    sc = workloads.Scenario(batch=1, prompt_tokens=512, output_tokens=64, kv_dtype="fp8")
+    df = app_view.batch_sweep(HW, MODEL, sc, calibration=None)
+    assert list(df.batch) == list(app_view.SWEEP_BATCHES)
+    assert set(df.prompt_tokens) == {512} and set(df.kv_dtype) == {"fp8"}
+    assert app_view.sweep_figure(df).data

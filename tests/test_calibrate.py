@@ -120,7 +120,7 @@ def test_graph_twin_replaces_eager_row():
 
 
 def test_refusal_leaves_existing_calibration_untouched(tmp_path, monkeypatch):
-    from validate import cli as vcli
+    from validate import workflows
     target = tmp_path / "cal.yaml"
     hwspecs.write_calibration(Calibration(hardware_id=HW), target)
     before = target.read_bytes()
@@ -129,7 +129,7 @@ def test_refusal_leaves_existing_calibration_untouched(tmp_path, monkeypatch):
     df = synthetic_cases(np.random.default_rng(4)).assign(hardware_id="h200-sxm-141gb")
     df.to_csv(meas / "kernels.csv", index=False)
     with pytest.raises(CalibrationRefused):
-        vcli.run_calibrate(HW, meas, target)
+        workflows.run_calibrate(HW, meas, target)
     assert target.read_bytes() == before
     assert {p.name for p in tmp_path.iterdir()} == {"cal.yaml", "m"}  # no temp file left behind
 

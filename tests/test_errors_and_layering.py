@@ -1,16 +1,19 @@
-"""Bad inputs give specific errors from the API and the CLI; the simulator never imports torch."""
+"""Bad inputs give specific errors from the API and the CLI; the simulator never imports torch; imports
+point one way (faces → validate → simulator, never back)."""
 
+import ast
 import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 import simulator
 import workloads
-from simulator.cli import app
+from faces.cli import app
 
 runner = CliRunner()
 HW, MODEL = "h100-sxm5-80gb", "llama-3-8b"
@@ -140,7 +143,7 @@ def test_simulator_imports_without_torch():
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import simulator, hwspecs, workloads\n"
-        "import simulator.cli\n"
+        "import faces.cli\n"
         "p = simulator.predict('h100-sxm5-80gb', 'llama-3-8b')\n"
         "assert 'torch' not in sys.modules and 'triton' not in sys.modules\n"
         "print(p.ttft_s > 0)\n"
@@ -157,3 +160,43 @@ def test_cli_human_output_names_the_bounds():
     assert f"({p.prefill_bound}-bound)" in r.output and f"({p.decode_bound}-bound)" in r.output
     r = runner.invoke(app, ["kernel", "copy", "-s", "bytes=1000000000"])
     assert r.exit_code == 0 and "(memory-bound)" in r.output, r.output
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def imported_packages(source: str) -> set[str]:
+    """Top-level package of every import in ``source``, at any depth (lazy imports inside functions too).
+    Relative imports stay inside their own package and are skipped."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def forbidden_imports(folder: Path, forbidden: set[str]) -> list[str]:
+    """``file: package`` for every module under ``folder`` that imports one of ``forbidden``."""
+    files = sorted(folder.rglob("*.py"))
+    assert files, f"no Python files under {folder}"
+    return [f"{f.relative_to(folder.parent)}: {name}" for f in files
+            for name in sorted(imported_packages(f.read_text()) & forbidden)]
+
+
+def test_layering_check_catches_offending_imports(tmp_path):
+    source = ("import numpy\nfrom . import ops\n"
+              "def f():\n    from faces.display import seconds\n    import validate.calibrate as c\n")
+    assert imported_packages(source) == {"numpy", "faces", "validate"}
+    pkg = tmp_path / "simulator"
+    pkg.mkdir()
+    (pkg / "clean.py").write_text("import numpy\nfrom simulator import ops\n")
+    (pkg / "bad.py").write_text(source)
+    assert forbidden_imports(pkg, {"validate", "faces"}) == ["simulator/bad.py: faces", "simulator/bad.py: validate"]
+
+
+def test_model_layers_never_import_the_faces():
+    assert forbidden_imports(ROOT / "simulator", {"validate", "faces"}) == []
+    for package in ("hwspecs", "workloads", "validate"):
+        assert forbidden_imports(ROOT / package, {"faces"}) == []

@@ -1,0 +1,79 @@
+"""Calibrate and compare over a measurements folder: the work behind ``hwperf calibrate`` and
+``hwperf compare``, callable without the CLI (faces/validate_commands.py is only their command line).
+
+Imports nothing heavy at import time: pandas, scipy and matplotlib load inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hwspecs
+
+# Where ``hwperf validate`` writes and calibrate / compare read by default: validate/measurements/<id>/.
+MEASUREMENTS_DIR = Path(__file__).resolve().parent / "measurements"
+
+
+def run_calibrate(hardware_id: str, measurements: Path, out: Path | None = None):
+    """Fit from ``measurements`` and write the calibration atomically; refusals raise before any write."""
+    from validate.calibrate import calibrate, read_measurements
+
+    kernels, layers, power = read_measurements(measurements)
+    env_path = Path(measurements) / "environment.json"
+    env = json.loads(env_path.read_text()) if env_path.is_file() else {}
+    res = calibrate(hardware_id, kernels, layers, power, env)
+    path = hwspecs.write_calibration(res.calibration, out)
+    return res, path
+
+
+def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration=None, transfer_from: str | None = None):
+    """Per-case and summary tables (CSV) and a PNG for datasheet-only vs calibrated (and optionally
+    transferred) predictions. Returns (cases, summary)."""
+    import pandas as pd
+
+    from validate.calibrate import prepare_kernels, prepare_layers, read_measurements
+    from validate.compare import compare_kernels, compare_layers, plot, summarize
+
+    hw = hwspecs.resolve_hardware(hardware_id)
+    kernels, layers, _ = read_measurements(measurements)
+    kernels, _ = prepare_kernels(kernels)
+    cal = calibration or hwspecs.load_calibration(hw.id)
+    sources = {"datasheet": None}
+    if cal is not None:
+        sources["calibrated"] = cal
+    if transfer_from:
+        src = hwspecs.load_calibration(transfer_from)
+        if src is None:
+            raise ValueError(f"--transfer-from: no committed calibration for {transfer_from!r}")
+        sources["transfer"] = hwspecs.Calibration(hardware_id=hw.id, vendor=src.vendor, triton=src.triton)
+    cases = compare_kernels(hw.id, kernels, sources)
+    if layers is not None and len(layers):
+        layers = prepare_layers(layers)
+        cases = pd.concat([cases, compare_layers(hw.id, layers, sources)], ignore_index=True)
+    # A calibration fitted elsewhere (transfer) never saw these cases: score all of them.
+    split = None if "calibrated" not in sources else "score"
+    summary = summarize(cases, split=split)
+    if "transfer" in sources and split == "score":
+        summary = pd.concat([summary[summary.source != "transfer"],
+                             summarize(cases[cases.source == "transfer"], split=None)], ignore_index=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_csv(cases, out_dir / "compare_cases.csv")
+    _write_csv(summary, out_dir / "compare_summary.csv")
+    shown = cases if split is None else cases[(cases["split"] == "score") | (cases["source"] == "transfer")]
+    plot(shown, out_dir / "compare.png",
+         f"{hw.id}: predicted vs measured ({'held-out cases' if split else 'all cases'})")
+    return cases, summary
+
+
+def rerun_difference(first_measurements: Path, second_measurements: Path):
+    """Per-class disagreement between two runs of ``hwperf validate`` on the same GPU model."""
+    from validate.calibrate import read_measurements
+    from validate.compare import rerun_difference as difference
+
+    first, second = read_measurements(first_measurements), read_measurements(second_measurements)
+    return difference(first[:2], second[:2])
+
+
+def _write_csv(df, path: Path) -> None:
+    hwspecs.write_atomic(path, lambda fh: df.to_csv(fh, index=False))
