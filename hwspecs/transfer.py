@@ -3,7 +3,7 @@
 Transfer rule (for hardware with no committed calibration): efficiencies are properties of the
 architecture and its libraries more than of one SKU, so a device borrows the calibrated parameters of
 the devices of its architecture family (``Hardware.architecture``); with several, each parameter is the
-mean over them (tile sizes and kernel families: the most common value). Ceilings stay relative to the device's OWN
+mean over them (tiles: the most common value). Ceilings stay relative to the device's OWN
 datasheet peaks, so an H200 inherits H100's fractions but keeps its 4.8 TB/s. No same-family
 calibration → the public-measurement defaults of ``EffectParams``. Host-side parameters (eager launch
 overhead, pageable copy rates) come along, but they describe the host the calibrated GPU sat in; the
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration, EffectParams
+from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration, KernelProfile
 from hwspecs.loader import CALIBRATION_DIR, available, load, load_calibration
 from hwspecs.schema import Hardware
 
@@ -33,15 +33,19 @@ def family_calibrations(architecture: str, exclude: str | None = None) -> list[C
     return cals
 
 
-def _mean_params(params: list[EffectParams]) -> EffectParams:
+def _mean_group(groups: list):
+    """Per field: the mean of floats; the most common value of anything else (tiles)."""
+    cls = type(groups[0])
     out = {}
-    for name, info in EffectParams.model_fields.items():
-        values = [getattr(p, name) for p in params]
-        if info.annotation is float:
-            out[name] = sum(values) / len(values)
-        else:  # tile sizes, kernel families: the most common value
-            out[name] = Counter(values).most_common(1)[0][0]
-    return EffectParams(**out)
+    for name, info in cls.model_fields.items():
+        values = [getattr(g, name) for g in groups]
+        out[name] = sum(values) / len(values) if info.annotation is float else Counter(values).most_common(1)[0][0]
+    return cls(**out)
+
+
+def _mean_sections(sections: list) -> dict:
+    """Group by group mean of several KernelProfiles (or of the host / power groups)."""
+    return {name: _mean_group([getattr(s, name) for s in sections]) for name in type(sections[0]).model_fields}
 
 
 def transfer_calibration(hw: Hardware, exclude_self: bool = True) -> Calibration:
@@ -49,9 +53,10 @@ def transfer_calibration(hw: Hardware, exclude_self: bool = True) -> Calibration
     cals = family_calibrations(hw.architecture, exclude=hw.id if exclude_self else None)
     if not cals:
         return DEFAULT_CALIBRATION
-    return Calibration(hardware_id=hw.id,
-                       vendor=_mean_params([c.vendor for c in cals]),
-                       triton=_mean_params([c.triton for c in cals]))
+    return Calibration(hardware_id=hw.id, host=_mean_group([c.host for c in cals]),
+                       power=_mean_group([c.power for c in cals]),
+                       vendor=KernelProfile(**_mean_sections([c.vendor for c in cals])),
+                       triton=KernelProfile(**_mean_sections([c.triton for c in cals])))
 
 
 def calibration_for(hw: Hardware, calibration="auto") -> Calibration:

@@ -5,23 +5,14 @@
     p.ttft_s, p.tpot_s, p.max_concurrency, p.ops
 """
 
-from simulator.api import (
-    ContextSwitch,
-    DoesNotFitError,
-    KernelPrediction,
-    Prediction,
-    StepPrediction,
-    context_switch,
-    decode_step,
-    kernel_op,
-    long_context_bounds,
-    predict,
-    predict_kernel,
-    prefill,
-    sweep,
-)
+from simulator.api import DoesNotFitError, decode_step, predict, prefill
+from simulator.kernel_api import kernel_op, predict_kernel
+from simulator.kinds import KINDS
+from simulator.long_context import ContextSwitch, context_switch, long_context_bounds
+from simulator.results import KernelPrediction, Prediction, StepPrediction
 from simulator.roofline import OpTime, op_time
+from simulator.sweep import sweep
 
-__all__ = ["ContextSwitch", "DoesNotFitError", "KernelPrediction", "OpTime", "Prediction", "StepPrediction",
+__all__ = ["KINDS", "ContextSwitch", "DoesNotFitError", "KernelPrediction", "OpTime", "Prediction", "StepPrediction",
            "context_switch", "decode_step", "kernel_op", "long_context_bounds", "op_time", "predict",
            "predict_kernel", "prefill", "sweep"]

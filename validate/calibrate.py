@@ -6,15 +6,17 @@ Pure CPU code over the tidy CSVs that ``validate.measure`` writes (no torch impo
 Split: within each (kernel, impl) the cases are ordered by size and alternate fit / score, so every
 scored shape lies between fitted ones but was never itself used for fitting.
 
-Fit: per group of parameters (one effect each), least squares on log(predicted / measured) with the
-other parameters held, in dependency order — copies (latency floor, HBM ceiling) → host links →
-GEMM (ceiling, skinny-GEMM efficiency, knee, tile by grid search) → prefill attention → decode
-attention (ceiling, occupancy) → whole layers (eager and graph launch overheads, elementwise
-efficiency) → power (sustained clock). Parameters with no data keep their prior.
+Fit: stage by stage, soft-L1 least squares on log(predicted / measured) over the effect fields whose
+schema (``hwspecs.effects``) names that stage, the others held, in the op-kind registry's order —
+copies (latency floor, HBM ceiling) → host links → GEMM (ceiling, skinny-GEMM efficiency, knee; tile
+from the starting grid) → prefill attention → decode attention (ceiling, occupancy) → whole layers
+(eager and graph launch overheads, elementwise efficiency) → power (sustained clock). Fields with no
+data keep their prior.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import math
@@ -27,58 +29,19 @@ from scipy.optimize import least_squares
 
 import hwspecs
 import simulator
-from hwspecs.calibration import TRITON_DEFAULTS, Calibration, EffectParams, Provenance
+from hwspecs.calibration import Calibration, EffectParams, Provenance
+from hwspecs.effects import fit_bounds, stage_fields, stage_starts
 from simulator import engine
-from simulator.api import _KERNEL_SHAPES
+from simulator.kinds import KINDS
 from workloads.model import ModelSpec
 
 # Repeated timings of one case may differ by this much before the data is refused as too noisy.
 REPEAT_TOLERANCE_FRAC = 0.05
-
-KERNEL_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "copy": (("copy",), ("memory_efficiency_frac", "kernel_latency_s")),
-    "host": (("h2d", "d2h"), ("h2d_pinned_efficiency_frac", "h2d_pageable_efficiency_frac",
-                              "d2h_pageable_efficiency_frac", "h2d_pageable_large_efficiency_frac",
-                              "host_transfer_latency_s", "pageable_transfer_latency_s")),
-    "gemm": (("gemm",), ("gemm_efficiency_frac", "gemm_persistent_efficiency_frac", "gemm_tile_overhead_dim",
-                         "gemm_8bit_efficiency_frac", "gemv_efficiency_frac", "roofline_knee_exponent",
-                         "gemm_latency_s")),
-    "attention_prefill": (("attention_prefill",), ("attention_prefill_efficiency_frac", "attention_softmax_overhead_dim",
-                                                   "attention_q_block_overhead_tiles",
-                                                   "attention_causal_diag_overhead_frac", "attention_latency_s")),
-    "attention_decode": (("attention_decode",), ("attention_decode_efficiency_frac", "attention_decode_split_tokens",
-                                                 "attention_decode_splits", "attention_decode_ctas_per_sm",
-                                                 "attention_decode_latency_s", "attention_decode_paged_frac",
-                                                 "attention_decode_paged_latency_s")),
-}
-LAYER_PARAMS = ("eager_launch_overhead_s", "graph_launch_overhead_s", "elementwise_efficiency_frac")
 # Scale of the soft-L1 loss on log(predicted / measured): residuals beyond ~5% count linearly, not squared.
 SOFT_L1_SCALE = 0.05
-# Starting points for groups whose cost has discrete steps (tiles, split counts): each is fitted and the
-# best kept. GEMM tiles are integers and stay fixed within a start.
-GROUP_STARTS = {
-    "gemm": [{"gemm_tile_m": tm, "gemm_tile_n": tn}
-             for tm, tn in ((128, 128), (128, 256), (256, 128), (64, 128), (64, 256))],
-    "attention_decode": [{"attention_decode_split_tokens": t, "attention_decode_splits": n,
-                          "attention_decode_ctas_per_sm": c}
-                         for t in (128.0, 512.0, 2048.0) for n in (4.0, 16.0, 64.0) for c in (0.5, 2.0)],
-}
-BOUNDS = {
-    "kernel_latency_s": (0.0, 50e-6), "gemm_latency_s": (0.0, 50e-6), "attention_latency_s": (0.0, 50e-6),
-    "attention_decode_latency_s": (0.0, 50e-6), "attention_decode_paged_latency_s": (0.0, 50e-6),
-    "host_transfer_latency_s": (0.0, 200e-6),
-    "pageable_transfer_latency_s": (0.0, 500e-6),
-    "attention_prefill_efficiency_frac": (0.02, 2.0),
-    "attention_softmax_overhead_dim": (0.0, 512.0), "gemm_tile_overhead_dim": (0.0, 256.0),
-    "attention_q_block_overhead_tiles": (0.0, 16.0),
-    "attention_causal_diag_overhead_frac": (0.0, 4.0), "attention_decode_split_tokens": (16.0, 65536.0), "eager_launch_overhead_s": (0.0, 200e-6),
-    "graph_launch_overhead_s": (0.0, 20e-6), "roofline_knee_exponent": (1.0, 16.0),
-    "attention_decode_splits": (1.0, 256.0), "attention_decode_ctas_per_sm": (0.05, 64.0),
-}
-
-
-# Fields of the triton profile that describe the kernel rather than the device: never fitted.
-_KNOWN_TRITON = {"kernel_family": TRITON_DEFAULTS.kernel_family}
+# Fit stages of the measured kernel kinds, in registry order (copies → host links → GEMM → attention);
+# then whole layers and the power run. Each stage fits the effect fields whose schema names it.
+KERNEL_STAGES = tuple(dict.fromkeys(k.stage for k in KINDS.values() if k.stage not in ("layers", "collective")))
 
 
 class CalibrationRefused(ValueError):
@@ -93,22 +56,6 @@ _TRUE = ("true", "1", "1.0")  # how a boolean cell reads back from CSV
 def as_flag(value) -> bool:
     """A CSV cell (bool, "True", 1.0, NaN …) as a bool."""
     return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
-
-
-def _shape(row) -> dict:
-    """predict_kernel keyword arguments from a measurement row (CSV cells are floats / strings / NaN)."""
-    shape = {}
-    for key in _KERNEL_SHAPES[row["kernel"]]:
-        v = row.get(key)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            continue
-        if key == "dtype":
-            shape[key] = str(v)
-        elif key in ("causal", "pinned", "paged"):
-            shape[key] = as_flag(v)
-        else:
-            shape[key] = int(v)
-    return shape
 
 
 def _size_key(row) -> float:
@@ -133,7 +80,7 @@ def split_fit_score(df: pd.DataFrame, by=("kernel", "impl", "paged")) -> pd.Data
 # Of the cases timed twice, at most this fraction may disagree (those are dropped); more → refuse.
 MAX_NOISY_FRAC = 0.2
 # Kernel kinds the model predicts (KV gather/scatter are measured for the record, not fitted).
-FITTED_KERNELS = ("gemm", "attention_prefill", "attention_decode", "copy", "h2d", "d2h")
+FITTED_KERNELS = tuple(k for k in KINDS if KINDS[k].stage in KERNEL_STAGES)
 
 
 def select_gpu_time_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -189,9 +136,14 @@ def check_measurements(df: pd.DataFrame, hardware_id: str) -> None:
 
 # ---- predictions -----------------------------------------------------------------------------------------
 
+def kernel_shape(row) -> dict:
+    """predict_kernel keyword arguments of a measurement row, read by the row's op kind."""
+    return KINDS[row["kernel"]].shape_from_row(row)
+
+
 def predict_rows(hw, rows: list[dict], calibration, impl: str) -> np.ndarray:
-    return np.array([simulator.predict_kernel(hw, r["kernel"], calibration=calibration, impl=impl, **_shape(r)).time_s
-                     for r in rows])
+    return np.array([simulator.predict_kernel(hw, r["kernel"], calibration=calibration, impl=impl,
+                                              **kernel_shape(r)).time_s for r in rows])
 
 
 def layer_model(row) -> ModelSpec:
@@ -202,36 +154,30 @@ def layer_model(row) -> ModelSpec:
 
 
 def predict_layer(hw, row, params: EffectParams) -> float:
-    """Time of one decoder block (the ops of scope "layer"), with the launch rule of its mode and, for
-    prefill, the clock the block's own duration settles at (the fixed point of engine.prefill_eval)."""
+    """Time of one measured decoder block: ``engine.layer`` with the block's mode, size and launch mode."""
     s = engine.make_setup(hw, layer_model(row), params)
-    batch = int(row["batch"])
-    q, kv = (int(row["seq"]),) * 2 if row["mode"] == "prefill" else (1, int(row["context"]))
-
-    def layer_pairs(clock=1.0):
-        return [p for p in engine.phase_ops(s, batch, q, kv, clock) if p[0].scope == "layer"]
-
-    pairs = layer_pairs()
-    if row["mode"] == "prefill":
-        pairs = layer_pairs(float(engine.sustained_clock_frac(engine.totals(pairs)[0], params)))
-    gpu, n_kernels, _, _ = engine.totals(pairs)
-    return float(engine.launch_bound_s(gpu, n_kernels, params, as_flag(row.get("graph"))))
+    tokens = int(row["seq"]) if row["mode"] == "prefill" else int(row["context"])
+    return float(engine.layer(s, row["mode"], int(row["batch"]), tokens, as_flag(row.get("graph"))).time_s)
 
 
 # ---- fitting ---------------------------------------------------------------------------------------------
 
+def _moves(hw, rows, params: EffectParams, update: dict, impl, predict, base) -> bool:
+    return not np.allclose(predict(hw, rows, params.with_values(update), impl), base, rtol=1e-9, atol=0.0)
+
+
 def _visible(hw, rows, params: EffectParams, names, impl, predict) -> list[str]:
-    """The parameters among ``names`` that move at least one of these cases' predictions."""
+    """The fields among ``names`` that move at least one of these cases' predictions."""
     base = predict(hw, rows, params, impl)
-    return [n for n in names
-            if not np.allclose(predict(hw, rows, params.model_copy(update={n: getattr(params, n) * 1.1 + 1e-7}), impl),
-                               base, rtol=1e-9, atol=0.0)]
+    return [n for n in names if _moves(hw, rows, params, {n: params.get(n) * 1.1 + 1e-7}, impl, predict, base)]
 
 
-def _distinct_starts(hw, rows, params: EffectParams, starts: list[dict], impl) -> list[dict]:
-    """``starts`` without those that differ only in parameters these cases cannot see (e.g. the library
-    GEMM tile or decode split size for hwperf's Triton kernels): those would repeat the same fit."""
-    seen = set(_visible(hw, rows, params, sorted({k for s in starts for k in s}), impl, _kernel_predict))
+def _distinct_starts(hw, rows, params: EffectParams, starts: list[dict], impl, predict) -> list[dict]:
+    """``starts`` without those that differ only in fields these cases cannot see (e.g. the library GEMM
+    tile or decode split size for hwperf's Triton kernels): those would repeat the same fit."""
+    base = predict(hw, rows, params, impl)
+    seen = [k for k in dict.fromkeys(k for st in starts for k in st)
+            if any(_moves(hw, rows, params, {k: st[k]}, impl, predict, base) for st in starts if k in st)]
     distinct: dict[tuple, dict] = {}
     for start in starts:
         distinct.setdefault(tuple((k, v) for k, v in start.items() if k in seen), start)
@@ -239,7 +185,7 @@ def _distinct_starts(hw, rows, params: EffectParams, starts: list[dict], impl) -
 
 
 def _fit_group(hw, rows, params: EffectParams, names, impl, predict) -> EffectParams:
-    """Least squares on log time ratios over ``names``; returns params with the fitted values."""
+    """Least squares on log time ratios over ``names`` (dotted effect fields); returns the fitted params."""
     if not rows:
         return params
     # Fit only what these cases can see: a parameter that moves no prediction keeps its prior.
@@ -247,17 +193,15 @@ def _fit_group(hw, rows, params: EffectParams, names, impl, predict) -> EffectPa
     if not names:
         return params
     measured = np.array([r["median_s"] for r in rows])
-    x0 = np.array([getattr(params, n) for n in names], dtype=float)
-    lo = np.array([BOUNDS.get(n, (0.02, 1.2))[0] for n in names])
-    hi = np.array([BOUNDS.get(n, (0.02, 1.2))[1] for n in names])
+    x0 = np.array([params.get(n) for n in names], dtype=float)
+    lo, hi = (np.array([fit_bounds(n)[i] for n in names]) for i in (0, 1))
     scale = np.where(x0 > 0, x0, 1e-6)
 
     def with_x(x):
-        return params.model_copy(update=dict(zip(names, (float(v) for v in x * scale))))
+        return params.with_values(dict(zip(names, (float(v) for v in x * scale))))
 
     def resid(x):
-        pred = predict(hw, rows, with_x(x), impl)
-        return np.log(pred / measured)
+        return np.log(predict(hw, rows, with_x(x), impl) / measured)
 
     # soft-L1 loss: a few cases that a kernel's launcher or the host disturbed (tens of % off) must not
     # drag the fit away from the many that agree within a few %.
@@ -266,36 +210,43 @@ def _fit_group(hw, rows, params: EffectParams, names, impl, predict) -> EffectPa
     return with_x(res.x)
 
 
-def _kernel_predict(hw, rows, params, impl):
-    cal = Calibration(hardware_id=hw.id, vendor=params, triton=params)
-    return predict_rows(hw, rows, cal, impl)
+def _kernel_predict(hw, rows, params: EffectParams, impl):
+    return predict_rows(hw, rows, Calibration.from_params(hw.id, params, params), impl)
 
 
 def _layer_predict(hw, rows, params, impl):
     return np.array([predict_layer(hw, r, params) for r in rows])
 
 
+def _soft_l1_cost(predicted, measured) -> float:
+    r = np.log(predicted / measured)
+    return float(np.mean(np.sqrt(1.0 + (r / SOFT_L1_SCALE) ** 2) - 1.0))  # the cost the fit minimises
+
+
+def fit_stage(hw, rows: list[dict], params: EffectParams, stage: str, impl: str, predict=_kernel_predict):
+    """Fit one stage's fields from every distinct starting point of its grid; keep the lowest cost."""
+    measured = np.array([r["median_s"] for r in rows])
+    best = None
+    for start in _distinct_starts(hw, rows, params, [{}] + stage_starts(stage), impl, predict):
+        cand = _fit_group(hw, rows, params.with_values(start), stage_fields(stage), impl, predict)
+        cost = _soft_l1_cost(predict(hw, rows, cand, impl), measured)
+        if best is None or cost < best[0]:
+            best = (cost, cand)
+    return best[1]
+
+
 def fit_params(hw, kernels: pd.DataFrame, impl: str, start: EffectParams, layers: pd.DataFrame | None = None,
                power: pd.DataFrame | None = None) -> EffectParams:
-    """Fit one implementation's parameters from the ``split == "fit"`` rows."""
+    """Fit one implementation's parameters from the ``split == "fit"`` rows, stage by stage."""
     params = start
     fit = kernels[(kernels["split"] == "fit") & (kernels["impl"] == impl)]
-    for group, (kinds, names) in KERNEL_GROUPS.items():
-        rows = fit[fit["kernel"].isin(kinds)].to_dict("records")
-        if not rows:
-            continue
-        measured = np.array([r["median_s"] for r in rows])
-        best = None
-        for start in _distinct_starts(hw, rows, params, [{}] + GROUP_STARTS.get(group, []), impl):
-            cand = _fit_group(hw, rows, params.model_copy(update=start), names, impl, _kernel_predict)
-            r = np.log(_kernel_predict(hw, rows, cand, impl) / measured)
-            cost = float(np.mean(np.sqrt(1.0 + (r / SOFT_L1_SCALE) ** 2) - 1.0))  # the cost the fit minimises
-            if best is None or cost < best[0]:
-                best = (cost, cand)
-        params = best[1]
+    for stage in KERNEL_STAGES:
+        rows = fit[fit["kernel"].map(lambda k: KINDS[k].stage == stage)].to_dict("records")
+        if rows:
+            params = fit_stage(hw, rows, params, stage, impl)
     if layers is not None and impl == "vendor" and len(layers):
         rows = layers[layers["split"] == "fit"].to_dict("records")
-        params = _fit_group(hw, rows, params, LAYER_PARAMS, impl, _layer_predict)
+        params = _fit_group(hw, rows, params, stage_fields("layers"), impl, _layer_predict)
     if power is not None and impl == "vendor" and len(power):
         params = fit_sustained_clock(hw, power, params)
     return params
@@ -307,7 +258,7 @@ def fit_sustained_clock(hw, power: pd.DataFrame, params: EffectParams) -> Effect
     if comp.empty or not (comp["mean_sm_clock_hz"] > 0).all():
         return params
     frac = float(np.clip(comp["mean_sm_clock_hz"].iloc[0] / hw.boost_clock_hz, 0.2, 1.0))
-    return params.model_copy(update={"sustained_clock_frac": frac})
+    return params.with_values({"power.sustained_clock_frac": frac})
 
 
 @dataclass
@@ -337,10 +288,9 @@ def calibrate(hardware_id: str, kernels: pd.DataFrame, layers: pd.DataFrame | No
     if layers is not None and len(layers):
         check_measurements(layers, hw.id)
         layers = prepare_layers(layers)
-    vendor = fit_params(hw, kernels, "vendor", EffectParams(), layers, power)
-    # Triton starts from vendor's fitted values, with the parts of the model that are known for hwperf's
-    # own kernels (their dispatch rules) taken from TRITON_DEFAULTS.
-    triton = fit_params(hw, kernels, "triton", vendor.model_copy(update=_KNOWN_TRITON))
+    vendor = fit_params(hw, kernels, "vendor", EffectParams(impl="vendor"), layers, power)
+    # Triton starts from vendor's fitted values; its dispatch rules are known (impl="triton"), not fitted.
+    triton = fit_params(hw, kernels, "triton", dataclasses.replace(vendor, impl="triton"))
     env = (environment or {}).get("environment", environment or {})
     prov = Provenance(
         date=dt.date.today().isoformat(), device_name=str(env.get("gpu_name", kernels.get("gpu_name", pd.Series(["?"])).iloc[0])),
@@ -354,4 +304,4 @@ def calibrate(hardware_id: str, kernels: pd.DataFrame, layers: pd.DataFrame | No
         notes=(f"kernel times are GPU times (CUDA-graph rows where measured); dropped as noisy (repeats differ "
                f"> {REPEAT_TOLERANCE_FRAC:.0%}): {', '.join(dropped) or 'none'}"),
     )
-    return FitResult(Calibration(hardware_id=hw.id, provenance=prov, vendor=vendor, triton=triton), kernels, layers)
+    return FitResult(Calibration.from_params(hw.id, vendor, triton, prov), kernels, layers)

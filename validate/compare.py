@@ -13,6 +13,7 @@ import pandas as pd
 
 import hwspecs
 from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration
+from simulator.kinds import KINDS
 from validate.calibrate import as_flag, predict_layer, predict_rows, select_gpu_time_rows
 
 
@@ -32,11 +33,9 @@ def _with_error(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _kernel_class(row) -> str:
-    """The row's kernel, with host copies split by memory kind: pinned copies are DMA (the GPU's link),
-    pageable ones run at the host's memcpy rate, so the two are scored apart."""
-    if row["kernel"] in ("h2d", "d2h"):
-        return f"{row['kernel']}_{'pinned' if as_flag(row.get('pinned')) else 'pageable'}"
-    return row["kernel"]
+    """The scoring class of a row, as its op kind declares it (e.g. host copies split pinned/pageable)."""
+    kind = KINDS[row["kernel"]]
+    return kind.case_class(kind, row)
 
 
 def _layer_class(row) -> str:
@@ -63,7 +62,7 @@ def compare_layers(hardware_id: str, layers: pd.DataFrame, calibrations: dict[st
     hw = hwspecs.resolve_hardware(hardware_id)
     rows = layers.to_dict("records")
     kind = [_layer_class(r) for r in rows]
-    frames = [_cases(layers, kind, "vendor", label, [predict_layer(hw, r, (cal or DEFAULT_CALIBRATION).vendor)
+    frames = [_cases(layers, kind, "vendor", label, [predict_layer(hw, r, (cal or DEFAULT_CALIBRATION).params("vendor"))
                                                       for r in rows])
               for label, cal in calibrations.items()]
     return _with_error(frames)

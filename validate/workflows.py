@@ -46,7 +46,8 @@ def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration
         src = hwspecs.load_calibration(transfer_from)
         if src is None:
             raise ValueError(f"--transfer-from: no committed calibration for {transfer_from!r}")
-        sources["transfer"] = hwspecs.Calibration(hardware_id=hw.id, vendor=src.vendor, triton=src.triton)
+        # The whole profile, host and power groups included, as if the H100 sat in this machine.
+        sources["transfer"] = src.model_copy(update={"hardware_id": hw.id, "provenance": None})
     cases = compare_kernels(hw.id, kernels, sources)
     if layers is not None and len(layers):
         layers = prepare_layers(layers)

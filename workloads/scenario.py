@@ -2,9 +2,45 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import math
 
-from hwspecs.schema import Dtype
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hwspecs.schema import DTYPES, Dtype
+
+# Checks of one value by name: the one place a count, a dtype or a flag is validated (Scenario's fields,
+# the API's keyword arguments, sweep axes and kernel shapes all call these).
+
+
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """A whole number ≥ ``minimum``; NaN, inf, bools, fractions and strings are rejected by name."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) or type(value).__module__ == "numpy"
+    if ok:
+        try:
+            ok = math.isfinite(value) and value == int(value) and value >= minimum
+        except (TypeError, ValueError):
+            ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a whole number ≥ {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_dtype(name: str, value, allowed=DTYPES) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def check_flag(name: str, value) -> bool:
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def check_activation_dtype(value) -> str:
+    if value in ("int4", "int8"):
+        raise ValueError(f"activation_dtype must be a float type (fp32, tf32, bf16, fp16, fp8), got {value!r}")
+    return check_dtype("activation_dtype", value)
 
 
 class Scenario(BaseModel):
@@ -32,9 +68,7 @@ class Scenario(BaseModel):
 
     @model_validator(mode="after")
     def _activation_dtype(self):
-        if self.activation_dtype in ("int4", "int8"):
-            raise ValueError("activation_dtype must be a float type (fp32, tf32, bf16, fp16, fp8), "
-                             f"got {self.activation_dtype!r}")
+        check_activation_dtype(self.activation_dtype)
         return self
 
     @property

@@ -1,0 +1,200 @@
+"""Effect parameters of the performance model, grouped by what owns them.
+
+Each group is one part of the machine (a kernel class, the memory system, the links, the host, the power
+limit). Each field carries its default (a public measurement where one exists; the comment says which),
+its validation range, and how calibration fits it — so the fitter's tables are read from this schema,
+never retyped:
+
+    fit_field(default, fit=(lo, hi), stage="gemm", starts=(...), **range)
+
+- ``fit``: bounds of the least-squares fit (absent: never fitted, the default is used as given);
+- ``stage``: the measurement cases that see it — an op kind's stage (``simulator.kinds``), "layers"
+  (whole decoder blocks) or "power" (the sustained-power run); default: the group's own name;
+- ``starts``: a starting grid for effects with discrete steps (tiles, split counts): calibration fits
+  from every combination of a stage's starts and keeps the best. A field with ``starts`` and no ``fit``
+  is discrete: chosen among its starts, not fitted.
+
+Where each group sits in a profile: ``gemm``, ``attention_prefill``, ``attention_decode``, ``memory``,
+``link`` and ``launch`` describe a GPU running one kernel implementation (``impl`` "vendor" or "triton");
+``host`` describes the machine the GPU sits in (eager launch issue rate, pageable copies through the
+host's memcpy), ``power`` the device's power limit — one of each per device, shared by both impls.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+IMPLS = ("vendor", "triton")
+
+
+def fit_field(default, *, fit: tuple[float, float] | None = None, stage: str | None = None,
+              starts: tuple | None = None, **rng) -> Any:
+    """A pydantic Field whose ``json_schema_extra`` carries its fit bounds, stage and starting grid."""
+    extra = {k: v for k, v in (("fit", fit), ("stage", stage), ("starts", starts)) if v is not None}
+    return Field(default=default, json_schema_extra=extra, **rng)
+
+
+LATENCY_FIT = (0.0, 50e-6)
+FRAC_FIT = (0.02, 1.2)
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    NAME: ClassVar[str] = ""  # the group's key in a profile; also its default fit stage
+
+
+class GemmParams(_Group):
+    """GEMMs (cuBLAS, or hwperf's Triton GEMM: pointer kernel and persistent TMA kernel)."""
+
+    NAME: ClassVar[str] = "gemm"
+    # MAMF finder measured 0.80 of dense bf16 peak on H100 SXM, 0.87 on A100.
+    efficiency_frac: float = fit_field(0.80, fit=FRAC_FIT, gt=0, le=1.2)
+    # hwperf's persistent TMA GEMM (16-bit, M > 64, ≥ 1e11 FLOP) keeps the tensor cores busier than its
+    # pointer kernel: H100 run 720-790 TFLOP/s vs 480-610 for the pointer kernel at M = 512-2048.
+    persistent_efficiency_frac: float = fit_field(0.80, fit=FRAC_FIT, gt=0, le=1.2)
+    # Small autotuned tiles pay for their K-step loads like this many extra rows/columns of work.
+    tile_overhead_dim: float = fit_field(16.0, fit=(0.0, 256.0), ge=0)
+    # 8-bit GEMMs (fp8/int8) reach a lower fraction of their (doubled) peak: 0.70 vs 0.79 for bf16 on H100.
+    efficiency_8bit_frac: float = fit_field(0.70, fit=FRAC_FIT, gt=0, le=1.2)
+    # Skinny GEMMs (decode, M ≤ ~64) stream weights at 0.79-0.92 of HBM (vidur H100 profiles, H100 run).
+    gemv_efficiency_frac: float = fit_field(0.80, fit=FRAC_FIT, gt=0, le=1.2)
+    # Sharpness of every op's compute↔memory knee, t = (t_c^p + t_m^p)^(1/p) (p → ∞ is max()); fitted
+    # on GEMMs, the one kind whose cases cross the ridge point in both directions.
+    knee_exponent: float = fit_field(4.0, fit=(1.0, 16.0), ge=1)
+    # Fixed per-kernel time (launch + ramp + tail) seen by CUDA events.
+    latency_s: float = fit_field(4.0e-6, fit=LATENCY_FIT, ge=0)
+    # (BLOCK_M, BLOCK_N) the library picks for large shapes: tile and wave quantization (NVIDIA Matrix
+    # Multiplication Background guide, DU-09799-001 §3.1-3.2). Discrete: chosen among these starts.
+    tile: tuple[int, int] = fit_field((128, 256), starts=((128, 128), (128, 256), (256, 128), (64, 128), (64, 256)))
+
+
+class PrefillAttentionParams(_Group):
+    """Flash-attention forward as 128 × 128 tiles (SDPA's flash backend, or hwperf's Triton kernel)."""
+
+    NAME: ClassVar[str] = "attention_prefill"
+    # FA2 reaches 0.35, FA3 0.75 of H100 dense peak on its matmuls (Shah et al., arXiv 2407.08608); this
+    # fraction is of the tile work below (matmuls + softmax-equivalent), so it can exceed the matmul-only one.
+    # Decode attention's (small) compute term uses it too.
+    efficiency_frac: float = fit_field(0.60, fit=(0.02, 2.0), gt=0, le=2.0)
+    # Softmax/rescale work per score tile costs like this many extra head dims (D=64 runs slower per FLOP).
+    softmax_overhead_dim: float = fit_field(64.0, fit=(0.0, 512.0), ge=0)
+    # Each 128-row query block pays this many extra key tiles (load Q, write O) ...
+    q_block_overhead_tiles: float = fit_field(1.0, fit=(0.0, 16.0), ge=0)
+    # ... and causal diagonal (masked) tiles cost this fraction of a tile more.
+    causal_diag_overhead_frac: float = fit_field(0.3, fit=(0.0, 4.0), ge=0)
+    latency_s: float = fit_field(6.0e-6, fit=LATENCY_FIT, ge=0)
+
+
+class DecodeAttentionParams(_Group):
+    """Split-KV decode attention (flash-decoding): one query token per sequence over the cache."""
+
+    NAME: ClassVar[str] = "attention_decode"
+    # KV streams at up to this fraction of HBM with many work units in flight (the occupancy curve's
+    # asymptote; fitted 0.93-0.96 on H100 and H200, no public figure — the default is rounded from those).
+    efficiency_frac: float = fit_field(0.92, fit=FRAC_FIT, gt=0, le=1.2)
+    # Library kernels: context / split_tokens splits per (sequence, kv-head), at most ``splits``.
+    split_tokens: float = fit_field(512.0, fit=(16.0, 65536.0), starts=(128.0, 512.0, 2048.0), gt=0)
+    splits: float = fit_field(16.0, fit=(1.0, 256.0), starts=(4.0, 16.0, 64.0), gt=0)
+    # u work units reach u / (u + n_sms × ctas_per_sm) of the bandwidth (fitted 0.2-0.8 per SM on H100/H200).
+    ctas_per_sm: float = fit_field(0.5, fit=(0.05, 64.0), starts=(0.5, 2.0), gt=0)
+    latency_s: float = fit_field(6.0e-6, fit=LATENCY_FIT, ge=0)
+    # A paged (block-table) KV cache streams a little slower than a contiguous one ...
+    paged_frac: float = fit_field(0.95, fit=FRAC_FIT, gt=0, le=1.2)
+    # ... and pays a fixed extra time (block-table loads; H100 run: +1-5 µs at 2-34 MB).
+    paged_latency_s: float = fit_field(2.0e-6, fit=LATENCY_FIT, ge=0)
+
+
+class MemoryParams(_Group):
+    """Bandwidth-bound kernels that are not attention: device copies and elementwise/norm kernels."""
+
+    NAME: ClassVar[str] = "memory"
+    # Large device-to-device copies reach 0.89-0.90 of HBM spec on H100 (H100 run; STREAM on A100 0.85-0.97).
+    copy_efficiency_frac: float = fit_field(0.88, fit=FRAC_FIT, stage="copy", gt=0, le=1.2)
+    # Per-kernel floor of copies and elementwise kernels (te42kyfo gpu-small-kernels fit ≈ 2-5 µs).
+    latency_s: float = fit_field(4.0e-6, fit=LATENCY_FIT, stage="copy", ge=0)
+    # Elementwise/norm kernels move bytes less efficiently than a pure copy; seen only inside whole layers.
+    elementwise_efficiency_frac: float = fit_field(0.70, fit=FRAC_FIT, stage="layers", gt=0, le=1.2)
+
+
+class LinkParams(_Group):
+    """The GPU's links: DMA over the host link (pinned copies) and collectives over the scale-up link."""
+
+    NAME: ClassVar[str] = "link"
+    # Pinned host↔device DMA ≈ 0.87 of PCIe Gen5 x16 (55 of 63 GB/s per direction).
+    pinned_efficiency_frac: float = fit_field(0.85, fit=FRAC_FIT, stage="host_copy", gt=0, le=1.2)
+    pinned_latency_s: float = fit_field(10.0e-6, fit=(0.0, 200e-6), stage="host_copy", ge=0)
+    # Collective bus bandwidth over NVLink: 0.78-0.82 of the per-direction link rate (nccl-tests busbw).
+    collective_efficiency_frac: float = fit_field(0.80, gt=0, le=1.2)
+    # Collectives' floor; the copy-kernel floor until multi-GPU runs fit it (stage "collective").
+    collective_latency_s: float = fit_field(4.0e-6, ge=0)
+
+
+class LaunchParams(_Group):
+    """Back-to-back kernels of one step replayed from a CUDA graph leave a small gap each."""
+
+    NAME: ClassVar[str] = "launch"
+    graph_gap_s: float = fit_field(1.0e-6, fit=(0.0, 20e-6), stage="layers", ge=0)  # H100 run ≈ 1 µs
+
+
+class HostParams(_Group):
+    """The machine around the GPU: how fast its CPU issues eager kernels and copies pageable memory.
+    Measured with the GPU, but a property of the host: it does not transfer between machines."""
+
+    NAME: ClassVar[str] = "host"
+    # PyTorch eager ≈ 10.9 µs per torch op; a modelled op (RMSNorm, RoPE) is ~2 torch ops → 20 µs.
+    eager_launch_overhead_s: float = fit_field(20.0e-6, fit=(0.0, 200e-6), stage="layers", ge=0)
+    # Pageable copies bounce through a pinned staging buffer at the host's memcpy rate (fractions of the
+    # host link): the first ``pageable_fast_bytes`` at one rate, host→device beyond at a slower one
+    # (H100 host: 16.5 GB/s at 16 MB, 9.8 GB/s at 256 MB-1 GB); device→host measured no slower at size.
+    h2d_pageable_efficiency_frac: float = fit_field(0.20, fit=FRAC_FIT, stage="host_copy", gt=0, le=1.2)
+    d2h_pageable_efficiency_frac: float = fit_field(0.20, fit=FRAC_FIT, stage="host_copy", gt=0, le=1.2)
+    h2d_pageable_large_efficiency_frac: float = fit_field(0.16, fit=FRAC_FIT, stage="host_copy", gt=0, le=1.2)
+    # Not fitted: at 4× size steps the break point is not identifiable (any value between two sizes fits).
+    pageable_fast_bytes: float = fit_field(64.0e6, ge=0)
+    pageable_latency_s: float = fit_field(20.0e-6, fit=(0.0, 500e-6), stage="host_copy", ge=0)
+
+
+class PowerParams(_Group):
+    """The power limit's effect on the clock of long compute-bound work."""
+
+    NAME: ClassVar[str] = "power"
+    # H100 SXM bf16 GEMMs settle at 0.67-0.70 of peak vs 0.83 burst: a clock ≈ 0.82 of boost (H200 run:
+    # 1980 → ~1465 MHz under continuous load). Read from the sustained-power run, not least squares.
+    sustained_clock_frac: float = fit_field(0.82, stage="power", gt=0, le=1)
+    # The clock decays from boost towards the sustained clock with this time constant.
+    throttle_time_constant_s: float = fit_field(0.5, gt=0)
+
+
+KERNEL_GROUPS = (GemmParams, PrefillAttentionParams, DecodeAttentionParams, MemoryParams, LinkParams,
+                 LaunchParams)
+DEVICE_GROUPS = (HostParams, PowerParams)
+ALL_GROUPS = KERNEL_GROUPS + DEVICE_GROUPS
+
+
+def _extra(group: type[_Group], name: str) -> dict:
+    return group.model_fields[name].json_schema_extra or {}
+
+
+def stage_fields(stage: str) -> list[str]:
+    """Dotted paths ("gemm.efficiency_frac") of the continuously fitted fields a stage's cases see."""
+    return [f"{g.NAME}.{n}" for g in ALL_GROUPS for n in g.model_fields
+            if "fit" in _extra(g, n) and _extra(g, n).get("stage", g.NAME) == stage]
+
+
+def fit_bounds(path: str) -> tuple[float, float]:
+    group, name = path.split(".")
+    return tuple(_extra(_GROUP_BY_NAME[group], name)["fit"])
+
+
+def stage_starts(stage: str) -> list[dict]:
+    """Every combination of the starting grids of a stage's fields ({path: value}); [] when it has none."""
+    paths = [f"{g.NAME}.{n}" for g in ALL_GROUPS for n in g.model_fields
+             if "starts" in _extra(g, n) and _extra(g, n).get("stage", g.NAME) == stage]
+    grids = [_extra(_GROUP_BY_NAME[p.split(".")[0]], p.split(".")[1])["starts"] for p in paths]
+    return [dict(zip(paths, combo)) for combo in itertools.product(*grids)] if paths else []
+
+
+_GROUP_BY_NAME = {g.NAME: g for g in ALL_GROUPS}

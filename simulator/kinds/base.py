@@ -1,0 +1,153 @@
+"""What every op kind declares, and the Op record the graph is made of.
+
+An op kind (one module each under ``simulator/kinds/``) declares once:
+- its standalone shape (``ShapeField``s): the keyword arguments of ``predict_kernel``, the CLI's
+  ``hwperf kernel -s key=value``, and the columns of a measurement row;
+- its FLOP and byte formulas and the builder that turns a shape into an ``Op``;
+- its time, ``time(op, hw, prm, xp, link_bytes_per_s, host_link_bytes_per_s)`` → (compute_s at
+  the boost clock, memory_s, latency_s, link_s), reading only the effect groups it owns;
+- its fit ``stage``: the effect-parameter stage its measured cases fit (``hwspecs.effects``);
+- how a measurement row reads back (``shape_from_row``) and which class it is scored in (``case_class``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from workloads.scenario import check_count, check_dtype, check_flag
+
+
+@dataclass(frozen=True)
+class Op:
+    """One kernel of the forward pass (per GPU). Counts are per execution; ``n_repeats`` executions per pass.
+
+    ``shape`` holds what the kind's time function needs beyond counts (gemm: m, n, k; attention: batch,
+    q_tokens, kv_tokens, heads, head_dim, causal, paged; links: link_bytes, n_ranks, pinned).
+    """
+
+    name: str
+    kind: str
+    scope: str  # "layer" (repeated per decoder layer) or "model"
+    n_repeats: int
+    flops: Any
+    weight_bytes: Any = 0.0
+    act_read_bytes: Any = 0.0
+    act_write_bytes: Any = 0.0
+    kv_read_bytes: Any = 0.0
+    kv_write_bytes: Any = 0.0
+    compute_dtype: str = "bf16"
+    shape: dict = field(default_factory=dict)
+
+    @property
+    def hbm_bytes(self):
+        return (self.weight_bytes + self.act_read_bytes + self.act_write_bytes + self.kv_read_bytes
+                + self.kv_write_bytes)
+
+
+@dataclass(frozen=True)
+class ShapeField:
+    """One argument of a standalone kernel: ``type`` "int" (a count ≥ 1), "bool" or "dtype"; ``default``
+    None means required."""
+
+    name: str
+    type: str
+    default: Any = None
+    help: str = ""
+
+    def check(self, value):
+        if self.type == "dtype":
+            return check_dtype(self.name, value)
+        if self.type == "bool":
+            return check_flag(self.name, value)
+        return check_count(self.name, value)
+
+    def from_cell(self, value):
+        """A CSV cell (float, string, NaN) as this field's Python value; None for an empty cell."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        if self.type == "dtype":
+            return str(value)
+        if self.type == "bool":
+            return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "1", "1.0")
+        return int(value)
+
+
+def _default_class(kind: "OpKind", row: dict) -> str:
+    return kind.name
+
+
+@dataclass(frozen=True)
+class OpKind:
+    name: str
+    help: str
+    shape: tuple[ShapeField, ...]
+    build: Callable[..., Op]  # checked shape keyword arguments → the Op a standalone benchmark runs
+    time: Callable  # (op, hw, prm, xp, link_bytes_per_s, host_link_bytes_per_s) → 4 terms
+    stage: str  # the effect-parameter fit stage its measured cases fit
+    case_class: Callable[["OpKind", dict], str] = _default_class  # scoring class of a measurement row
+    check: Callable[[dict], None] | None = None  # cross-field checks of a shape (e.g. head counts)
+
+    @property
+    def shape_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.shape)
+
+    def check_shape(self, shape: dict) -> dict:
+        """Every field named, known and valid; defaults filled. Errors name the field and what is allowed."""
+        allowed = self.shape_names
+        extra = sorted(set(shape) - set(allowed))
+        if extra:
+            raise ValueError(f"{self.name} takes {', '.join(allowed)}; unexpected: {', '.join(extra)}")
+        args = {f.name: shape.get(f.name, f.default) for f in self.shape}
+        missing = [n for n, v in args.items() if v is None]
+        if missing:
+            raise ValueError(f"{self.name} needs {', '.join(missing)}")
+        args = {f.name: f.check(args[f.name]) for f in self.shape}
+        if self.check is not None:
+            self.check(args)
+        return args
+
+    def op(self, **shape) -> Op:
+        return self.build(**self.check_shape(shape))
+
+    def shape_from_row(self, row: dict) -> dict:
+        """``predict_kernel`` keyword arguments from a measurement row (empty cells take the defaults)."""
+        out = {}
+        for f in self.shape:
+            v = f.from_cell(row.get(f.name))
+            if v is not None:
+                out[f.name] = v
+        return out
+
+
+# ---- array-or-scalar arithmetic ----------------------------------------------------------------------
+
+class _Scalar:
+    """numpy's ufunc names over Python floats: a single predict() evaluates ~100 scalar ops, where each
+    numpy call on a 0-d value costs ~1 µs. Sweeps pass arrays and use numpy itself."""
+
+    maximum = staticmethod(max)
+    minimum = staticmethod(min)
+    ceil = staticmethod(math.ceil)
+    floor = staticmethod(math.floor)
+    log2 = staticmethod(math.log2)
+    exp = staticmethod(math.exp)
+
+    @staticmethod
+    def where(cond, a, b):
+        return a if cond else b
+
+
+def xp_for(*values):
+    """numpy for arrays, the scalar shim for plain numbers."""
+    return np if any(isinstance(v, np.ndarray) for v in values) else _Scalar
+
+
+def need(value, what: str):
+    """A required rate (a link), or a clear error naming what is missing."""
+    if value is None:
+        raise ValueError(what)
+    return value

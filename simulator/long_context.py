@@ -1,0 +1,96 @@
+"""Long context: what a context switch costs (swap vs recompute), and Fu's four bounds (arXiv 2405.08944)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+import hwspecs
+from simulator import engine, memory
+from simulator.api import resolve, setup
+from simulator.kinds.base import xp_for
+from simulator.kinds.host_transfer import D2H, H2D, transfer_s
+from workloads.scenario import check_count
+
+
+@dataclass(frozen=True)
+class ContextSwitch:
+    """Swap one request's KV out to a tier and another's in, vs recomputing it by prefill."""
+
+    context_tokens: int
+    kv_bytes: float
+    tier: str
+    tier_bytes_per_s: float
+    swap_out_s: float
+    swap_in_s: float
+    swap_s: float
+    recompute_s: float
+    cheaper: str
+
+
+def _tier_rates(tier: str, storage) -> tuple[float | None, float | None]:
+    """(write, read) rate of the device behind the host link; None for host DDR (the link is the limit)."""
+    if tier == "host":
+        return None, None
+    if tier != "ssd":
+        raise ValueError(f"tier must be 'host' or 'ssd', got {tier!r}")
+    dev = hwspecs.load(storage or "nvme-gen4-ssd")
+    if dev.kind not in ("ssd", "csd"):
+        raise ValueError(f"storage must be an ssd or csd id, got {dev.id} ({dev.kind})")
+    return dev.seq_write_bytes_per_s, dev.seq_read_bytes_per_s
+
+
+def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dtype="bf16", weight_dtype="bf16",
+                   activation_dtype="bf16", tensor_parallel=1, tier="host", storage=None,
+                   pinned=True) -> ContextSwitch:
+    """Cost of swapping one request's KV cache (``context_tokens``) out and another's in.
+
+    tier "host": host DDR over the GPU's host link (pinned or pageable). tier "ssd": an NVMe SSD or CSD
+    id (``storage``, default nvme-gen4-ssd) behind the host link — the slower of link and drive.
+    Swap = out + in, one after the other (Fu, arXiv 2405.08944); recompute = prefill of the context.
+    """
+    context_tokens = check_count("context_tokens", context_tokens)
+    hw, m, prm, _ = resolve(hardware, model, calibration)
+    s = setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel)
+    kv = float(memory.kv_bytes_per_sequence(s, context_tokens, 1))
+    out_rate, in_rate = _tier_rates(tier, storage)
+
+    def transfer(kind, device_bytes_per_s):
+        """(effective rate, time) across the host link, or the slower drive behind it."""
+        lat, body = transfer_s(kind, pinned, kv, s.host_link_bytes_per_s, prm, xp_for(kv), device_bytes_per_s)
+        return kv / body, lat + body
+
+    _, out_s = transfer(D2H, out_rate)
+    rate, in_s = transfer(H2D, in_rate)
+    recompute = float(engine.prefill(s, 1, context_tokens).time_s)
+    swap = out_s + in_s
+    return ContextSwitch(context_tokens, kv, tier, rate, out_s, in_s, swap, recompute,
+                         "swap" if swap < recompute else "recompute")
+
+
+def long_context_bounds(hardware, model, context_tokens, calibration="auto", *, kv_dtype="bf16",
+                        weight_dtype="bf16", activation_dtype="bf16", tensor_parallel=1,
+                        concurrent_users=None) -> pd.DataFrame:
+    """Fu's four bounds (arXiv 2405.08944) for each context length: prefill time (FLOP/s-bound),
+    decode step time at full concurrency (HBM-bound), concurrency (HBM capacity), and context-switch
+    time over the host link. One row per context length."""
+    lengths = [context_tokens] if np.isscalar(context_tokens) else list(context_tokens)
+    hw, m, prm, _ = resolve(hardware, model, calibration)
+    s = setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel)
+    memory.check_weights_fit(s)
+    rows = []
+    for c in lengths:
+        c = check_count("context_tokens", c)
+        conc = int(memory.max_concurrency(s, c, 1, 1))
+        users = concurrent_users or max(conc, 1)
+        cs = context_switch(hw, m, c, calibration, kv_dtype=kv_dtype, weight_dtype=weight_dtype,
+                            activation_dtype=activation_dtype, tensor_parallel=tensor_parallel)
+        rows.append({"context_tokens": c, "kv_bytes_per_token": m.kv_bytes_per_token(kv_dtype),
+                     "kv_bytes_per_user": m.kv_bytes_per_token(kv_dtype) * c,
+                     "kv_bytes_per_user_per_gpu": cs.kv_bytes, "max_concurrency": conc,
+                     "prefill_s": float(engine.prefill(s, 1, c).time_s), "decode_users": users,
+                     "decode_step_s": float(engine.decode_step(s, users, c).time_s), "context_switch_s": cs.swap_s,
+                     "recompute_s": cs.recompute_s, "cheaper_switch": cs.cheaper})
+    return pd.DataFrame(rows)

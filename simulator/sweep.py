@@ -1,0 +1,95 @@
+"""``sweep``: the cartesian product of Scenario fields, evaluated as numpy arrays."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from simulator import engine, memory
+from simulator.api import resolve, setup
+from simulator.engine import Setup
+from workloads.scenario import DEFAULT_SCENARIO, Scenario, check_activation_dtype, check_count, check_dtype
+
+_NUMERIC_AXES = ("batch", "prompt_tokens", "output_tokens")
+_CATEGORICAL_AXES = ("weight_dtype", "activation_dtype", "kv_dtype", "cuda_graph", "tensor_parallel",
+                     "kv_block_tokens")
+
+
+def _axis_values(axes: dict) -> dict:
+    unknown = set(axes) - set(Scenario.model_fields)
+    if unknown:
+        raise ValueError(f"unknown sweep axis {', '.join(sorted(unknown))}; axes are Scenario fields: "
+                         f"{', '.join(Scenario.model_fields)}")
+    values = {}
+    for name in Scenario.model_fields:
+        v = axes.get(name, getattr(DEFAULT_SCENARIO, name))
+        v = list(v) if isinstance(v, (list, tuple, range, np.ndarray, pd.Series)) else [v]
+        if not v:
+            raise ValueError(f"sweep axis {name} is empty")
+        values[name] = v
+    for name in (*_NUMERIC_AXES, "tensor_parallel", "kv_block_tokens"):
+        values[name] = [check_count(name, x) for x in values[name]]
+    for name in ("weight_dtype", "kv_dtype"):
+        values[name] = [check_dtype(name, x) for x in values[name]]
+    values["activation_dtype"] = [check_activation_dtype(x) for x in values["activation_dtype"]]
+    return values
+
+
+def sweep(hardware, model, calibration="auto", **axes) -> pd.DataFrame:
+    """Cartesian product of Scenario fields (lists of values; scalars allowed) → one row per point.
+
+    Numeric axes (batch, prompt_tokens, output_tokens) are evaluated as numpy arrays in one pass per
+    combination of the categorical axes (dtypes, cuda_graph, tensor_parallel, kv_block_tokens). Points
+    whose memory does not fit get ``fits = False`` (their times are still the model's estimate). Columns:
+    the scenario fields, ttft_s, tpot_s, e2e_s, decode_tokens_per_s, hbm_bytes, flops, peak_memory_bytes,
+    max_concurrency, fits.
+    """
+    values = _axis_values(axes)
+    hw, m, prm, _ = resolve(hardware, model, calibration)
+    b, p, t = (np.asarray(values[n], dtype=float) for n in _NUMERIC_AXES)
+    frames = []
+    for combo in itertools.product(*(values[n] for n in _CATEGORICAL_AXES)):
+        cat = dict(zip(_CATEGORICAL_AXES, combo))
+        s = setup(hw, m, prm, cat["weight_dtype"], cat["activation_dtype"], cat["kv_dtype"], cat["tensor_parallel"])
+        frames.append(_sweep_block(s, b, p, t, bool(cat["cuda_graph"]), cat["kv_block_tokens"], cat))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _sweep_block(s: Setup, b, p, t, cuda_graph, block_tokens, cat) -> pd.DataFrame:
+    """One categorical combination over the (batch × prompt × output) grid. Each quantity is evaluated
+    on the axes it depends on and broadcast: prefill on (B, P), decode coefficients on B, the decode
+    integral and memory on the full grid."""
+    B, P, T = b[:, None, None], p[None, :, None], t[None, None, :]
+    shape = (len(b), len(p), len(t))
+    pf = engine.prefill(s, b[:, None], p[None, :], with_bound=False)
+    co = engine.decode_coeffs(s, B, with_bound=False)
+    dec, dec_flops, dec_hbm, steps = engine.decode_total(s, co, P, T, cuda_graph)
+    if (steps <= 0).any():  # T = 1: no decode step; TPOT is the first step's time
+        first = engine.decode_step_at(s, engine.decode_coeffs(s, b[:, None], with_bound=False), p[None, :] + 1.0,
+                                      cuda_graph).time_s[..., None]
+        tpot = np.where(steps > 0, dec / np.maximum(steps, 1.0), first)
+    else:
+        tpot = dec / steps
+    mem = memory.memory_breakdown(s, B, P, T, block_tokens)
+    weights_fit = memory.weight_bytes_per_gpu(s) + memory.RUNTIME_RESERVED_BYTES <= s.hw.memory_bytes
+    n = int(np.prod(shape))
+
+    def flat(x):
+        return np.broadcast_to(x, shape).reshape(n)
+
+    cols = {"batch": flat(B).astype(np.int64), "prompt_tokens": flat(P).astype(np.int64),
+            "output_tokens": flat(T).astype(np.int64)}
+    for k, v in cat.items():
+        # Constant columns as categoricals: building a million-row string column costs more than the model.
+        cols[k] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [v]) if isinstance(v, str) else np.full(n, v)
+    ttft3 = pf.time_s[..., None]
+    cols.update({
+        "ttft_s": flat(ttft3), "tpot_s": flat(tpot), "e2e_s": flat(ttft3 + dec),
+        "decode_tokens_per_s": flat(B / tpot), "hbm_bytes": flat(pf.hbm_bytes[..., None] + dec_hbm),
+        "flops": flat(pf.flops[..., None] + dec_flops), "peak_memory_bytes": flat(mem["peak_memory_bytes"]),
+        "max_concurrency": flat(memory.max_concurrency(s, P, T, block_tokens)),
+        "fits": flat((mem["peak_memory_bytes"] <= s.hw.memory_bytes) & weights_fit),
+    })
+    return pd.DataFrame(cols)
