@@ -162,10 +162,10 @@ def _is_flat(data: dict) -> bool:
     return any(isinstance(data.get(impl), dict) and set(data[impl]) & (set(_FLAT) | _DROPPED) for impl in IMPLS)
 
 
-def _grouped(section: dict) -> dict:
+def _grouped(section: dict, impl: str) -> dict:
     unknown = set(section) - set(_FLAT) - _DROPPED
     if unknown:
-        raise ValueError(f"unknown calibration field(s) {', '.join(sorted(unknown))}")
+        raise ValueError(f"unknown calibration field(s) {', '.join(f'{impl}.{u}' for u in sorted(unknown))}")
     out: dict[str, dict] = {}
     for old, value in section.items():
         if old in _FLAT:
@@ -180,7 +180,7 @@ def migrate_flat(data: dict) -> dict:
     """A flat (pre-group) profile as a grouped one: the same numbers under their new names."""
     out = {k: v for k, v in data.items() if k not in IMPLS}
     for impl in IMPLS:
-        grouped = _grouped(dict(data.get(impl) or {}))
+        grouped = _grouped(dict(data.get(impl) or {}), impl)
         if impl == "vendor":
             out["host"], out["power"] = grouped.get("host", {}), grouped.get("power", {})
         out[impl] = {g: v for g, v in grouped.items() if g not in ("host", "power")}

@@ -12,20 +12,25 @@ from validate.calibrate import CalibrationRefused, calibrate, predict_layer, spl
 from validate.compare import compare_kernels, summarize
 
 HW = "h100-sxm5-80gb"
-TRUE = EffectParams(gemm_efficiency_frac=0.71, gemm_tile_m=128, gemm_tile_n=128, gemv_efficiency_frac=0.86,
-                    memory_efficiency_frac=0.91, kernel_latency_s=6.5e-6, attention_prefill_efficiency_frac=0.52,
-                    attention_decode_efficiency_frac=0.77, attention_decode_splits=3.0,
-                    h2d_pinned_efficiency_frac=0.82, h2d_pageable_efficiency_frac=0.31,
-                    h2d_pageable_large_efficiency_frac=0.12, d2h_pageable_efficiency_frac=0.27,
-                    roofline_knee_exponent=4.0)
+TRUE = EffectParams().with_values({
+    "gemm.efficiency_frac": 0.71, "gemm.tile": (128, 128), "gemm.gemv_efficiency_frac": 0.86,
+    "memory.copy_efficiency_frac": 0.91, "memory.latency_s": 6.5e-6, "attention_prefill.efficiency_frac": 0.52,
+    "attention_decode.efficiency_frac": 0.77, "attention_decode.splits": 3.0, "link.pinned_efficiency_frac": 0.82,
+    "host.h2d_pageable_efficiency_frac": 0.31, "host.h2d_pageable_large_efficiency_frac": 0.12,
+    "host.d2h_pageable_efficiency_frac": 0.27, "gemm.knee_exponent": 4.0})
+FITTED = ("gemm.efficiency_frac", "gemm.gemv_efficiency_frac", "memory.copy_efficiency_frac",
+          "attention_prefill.efficiency_frac", "attention_decode.efficiency_frac", "link.pinned_efficiency_frac",
+          "host.h2d_pageable_efficiency_frac", "host.h2d_pageable_large_efficiency_frac",
+          "host.d2h_pageable_efficiency_frac")
 
 
 def test_unseen_parameter_keeps_its_prior():
     rng = np.random.default_rng(5)
     df = synthetic_cases(rng)
     df = df[~((df.kernel == "h2d") & (df.pinned == False))]  # noqa: E712 - no pageable host-to-device data
-    fitted = calibrate(HW, df).calibration.vendor
-    assert fitted.h2d_pageable_efficiency_frac == EffectParams().h2d_pageable_efficiency_frac
+    fitted = calibrate(HW, df).calibration.params("vendor")
+    assert fitted.host.h2d_pageable_efficiency_frac == EffectParams().host.h2d_pageable_efficiency_frac
+    assert fitted.host.d2h_pageable_efficiency_frac != EffectParams().host.d2h_pageable_efficiency_frac  # seen: fitted
 
 
 def synthetic_cases(rng, params=TRUE, noise=0.01):
@@ -47,7 +52,7 @@ def synthetic_cases(rng, params=TRUE, noise=0.01):
         for pinned in (True, False):
             cases.append(dict(kernel="h2d", bytes=int(nbytes), pinned=pinned))
             cases.append(dict(kernel="d2h", bytes=int(nbytes), pinned=pinned))
-    cal = Calibration(hardware_id=HW, vendor=params, triton=params)
+    cal = Calibration.from_params(HW, params, params)
     rows = []
     for i, c in enumerate(cases):
         shape = {k: v for k, v in c.items() if k != "kernel"}
@@ -61,14 +66,11 @@ def synthetic_cases(rng, params=TRUE, noise=0.01):
 def test_fit_recovers_known_parameters():
     rng = np.random.default_rng(1)
     df = synthetic_cases(rng, noise=0.005)
-    fitted = calibrate(HW, df).calibration.vendor
-    for name in ("gemm_efficiency_frac", "gemv_efficiency_frac", "memory_efficiency_frac",
-                 "attention_prefill_efficiency_frac", "attention_decode_efficiency_frac",
-                 "h2d_pinned_efficiency_frac", "h2d_pageable_efficiency_frac", "h2d_pageable_large_efficiency_frac",
-                 "d2h_pageable_efficiency_frac"):
-        assert getattr(fitted, name) == pytest.approx(getattr(TRUE, name), rel=0.03), name
-    assert fitted.kernel_latency_s == pytest.approx(TRUE.kernel_latency_s, rel=0.15)
-    assert (fitted.gemm_tile_m, fitted.gemm_tile_n) == (128, 128)
+    fitted = calibrate(HW, df).calibration.params("vendor")
+    for name in FITTED:
+        assert fitted.get(name) == pytest.approx(TRUE.get(name), rel=0.03), name
+    assert fitted.memory.latency_s == pytest.approx(TRUE.memory.latency_s, rel=0.15)
+    assert fitted.gemm.tile == (128, 128)  # chosen from the schema's starting grid, not the default (128, 256)
 
 
 def test_calibrated_error_small_on_held_out_and_beats_defaults():
@@ -141,7 +143,7 @@ def test_layer_prediction_is_sum_of_layer_ops():
     full = simulator.decode_step(HW, "llama-3-8b", 8, 2048, calibration=None)
     layer_ops = full.ops[full.ops.scope == "layer"]
     # One layer = the per-execution time of each layer op (+ graph gaps), i.e. far below the 32-layer step.
-    assert t == pytest.approx(layer_ops.time_s.sum() + len(layer_ops) * EffectParams().graph_launch_overhead_s,
+    assert t == pytest.approx(layer_ops.time_s.sum() + len(layer_ops) * EffectParams().launch.graph_gap_s,
                               rel=1e-9)
     assert cal_mod.layer_model(row).n_layers == 1
 

@@ -69,12 +69,12 @@ def test_api_calibration_argument():
 
 def test_malformed_calibration_file(tmp_path):
     bad = tmp_path / "cal.yaml"
-    bad.write_text("hardware_id: x\nvendor: {gemm_efficiency_frac: -1}\n")
-    with pytest.raises(ValueError, match="gemm_efficiency_frac"):
+    bad.write_text("hardware_id: x\nvendor: {gemm: {efficiency_frac: -1}}\n")
+    with pytest.raises(ValueError, match=r"vendor\.gemm\.efficiency_frac"):
         simulator.predict(HW, MODEL, calibration=str(bad))
     extra = tmp_path / "cal2.yaml"
-    extra.write_text("hardware_id: x\nvendor: {gemm_eficiency_frac: 0.5}\n")
-    with pytest.raises(ValueError, match="gemm_eficiency_frac"):
+    extra.write_text("hardware_id: x\nvendor: {gemm: {eficiency_frac: 0.5}}\n")
+    with pytest.raises(ValueError, match="eficiency_frac"):
         simulator.predict(HW, MODEL, calibration=str(extra))
 
 

@@ -423,7 +423,9 @@ def test_specs_are_frozen():
 # --------------------------------------------------------------------------------------------------
 
 def _calibration(**vendor) -> Calibration:
-    return Calibration(hardware_id="test-gpu", vendor=EffectParams(**vendor))
+    """A profile whose vendor section has the given dotted fields ("gemm.efficiency_frac")."""
+    prm = EffectParams().with_values({k.replace("__", "."): v for k, v in vendor.items()})
+    return Calibration.from_params("test-gpu", prm, EffectParams(impl="triton"))
 
 
 def test_load_calibration_missing_id_is_none():
@@ -444,15 +446,45 @@ def test_load_calibration_malformed_yaml(tmp_path):
 
 def test_load_calibration_invalid_field(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("hardware_id: x\nvendor:\n  gemm_efficiency_frac: 5.0\n  gemm_eficiency: 0.8\n")
+    path.write_text("hardware_id: x\nvendor:\n  gemm:\n    efficiency_frac: 5.0\n    eficiency: 0.8\n")
     with pytest.raises(SpecError) as err:
         hwspecs.load_calibration(path)
-    assert "vendor.gemm_efficiency_frac" in str(err.value)
-    assert "vendor.gemm_eficiency: Extra inputs are not permitted" in str(err.value)
+    assert "vendor.gemm.efficiency_frac" in str(err.value)
+    assert "vendor.gemm.eficiency: Extra inputs are not permitted" in str(err.value)
+
+
+def test_flat_calibration_with_unknown_field_names_it(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("hardware_id: x\nvendor:\n  gemm_efficiency_frac: 0.8\n  gemm_eficiency: 0.8\n")
+    with pytest.raises(SpecError, match=r"vendor\.gemm_eficiency"), pytest.warns(UserWarning, match="flat"):
+        hwspecs.load_calibration(path)
+
+
+def test_flat_calibration_migrates_to_the_same_numbers():
+    # tests/data/calibration_flat_h100.yaml is the H100 profile as committed in the flat format (815ecbc);
+    # the grouped profile committed after it was written from the same numbers.
+    flat = Path(__file__).parent / "data" / "calibration_flat_h100.yaml"
+    with pytest.warns(UserWarning, match="flat"):
+        old = hwspecs.load_calibration(flat)
+    raw = yaml.safe_load(flat.read_text())
+    for impl in ("vendor", "triton"):
+        prm = old.params(impl)
+        assert prm.gemm.efficiency_frac == raw[impl]["gemm_efficiency_frac"]
+        assert prm.gemm.tile == (raw[impl]["gemm_tile_m"], raw[impl]["gemm_tile_n"])
+        assert prm.attention_decode.ctas_per_sm == raw[impl]["attention_decode_ctas_per_sm"]
+        assert prm.launch.graph_gap_s == raw[impl]["graph_launch_overhead_s"]
+        assert prm.host.eager_launch_overhead_s == raw["vendor"]["eager_launch_overhead_s"]
+        assert prm.power.sustained_clock_frac == raw["vendor"]["sustained_clock_frac"]
+    # every old field found a home: the grouped profile holds each old value somewhere
+    grouped = {v for impl in ("vendor", "triton") for g in old.params(impl).kernel_profile() for v in dict(g[1]).values()}
+    grouped |= set(dict(old.host).values()) | set(dict(old.power).values())
+    lost = {k for k, v in raw["vendor"].items() if k not in ("kernel_family", "gemm_tile_m", "gemm_tile_n")
+            and v not in grouped}
+    assert not lost
 
 
 def test_write_then_load_calibration_round_trips(tmp_path):
-    cal = _calibration(gemm_efficiency_frac=0.71, kernel_latency_s=3.5e-6)
+    cal = _calibration(gemm__efficiency_frac=0.71, memory__latency_s=3.5e-6)
     path = hwspecs.write_calibration(cal, tmp_path / "cal.yaml")
     assert path == tmp_path / "cal.yaml"
     assert hwspecs.load_calibration(path) == cal
@@ -461,14 +493,13 @@ def test_write_then_load_calibration_round_trips(tmp_path):
 
 def test_write_calibration_invalid_leaves_existing_file_untouched(tmp_path):
     path = tmp_path / "cal.yaml"
-    hwspecs.write_calibration(_calibration(gemm_efficiency_frac=0.7), path)
+    hwspecs.write_calibration(_calibration(gemm__efficiency_frac=0.7), path)
     before = path.read_bytes()
-    # model_construct skips validation, as a buggy fitter or a hand-edited object could.
-    bad_vendor = EffectParams.model_construct(**{**EffectParams().model_dump(),
-                                                 "gemm_efficiency_frac": -1.0})
-    bad = Calibration.model_construct(hardware_id="test-gpu", provenance=None, vendor=bad_vendor,
-                                      triton=EffectParams())
-    with pytest.raises(SpecError, match=r"vendor\.gemm_efficiency_frac"):
+    # model_copy(update=...) skips validation, as a buggy fitter or a hand-edited object could.
+    good = hwspecs.load_calibration(path)
+    bad = good.model_copy(update={"vendor": good.vendor.model_copy(
+        update={"gemm": good.vendor.gemm.model_copy(update={"efficiency_frac": -1.0})})})
+    with pytest.raises(SpecError, match=r"vendor\.gemm\.efficiency_frac"):
         hwspecs.write_calibration(bad, path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cal.yaml"]
@@ -476,7 +507,7 @@ def test_write_calibration_invalid_leaves_existing_file_untouched(tmp_path):
 
 def test_write_calibration_failed_rename_cleans_up(tmp_path, monkeypatch):
     path = tmp_path / "cal.yaml"
-    hwspecs.write_calibration(_calibration(gemm_efficiency_frac=0.7), path)
+    hwspecs.write_calibration(_calibration(gemm__efficiency_frac=0.7), path)
     before = path.read_bytes()
 
     def failing_replace(src, dst):
@@ -484,7 +515,7 @@ def test_write_calibration_failed_rename_cleans_up(tmp_path, monkeypatch):
 
     monkeypatch.setattr("hwspecs.loader.os.replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
-        hwspecs.write_calibration(_calibration(gemm_efficiency_frac=0.9), path)
+        hwspecs.write_calibration(_calibration(gemm__efficiency_frac=0.9), path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cal.yaml"]
 
@@ -493,4 +524,6 @@ def test_written_calibration_is_plain_yaml(tmp_path):
     path = hwspecs.write_calibration(_calibration(), tmp_path / "cal.yaml")
     data = yaml.safe_load(path.read_text())
     assert data["hardware_id"] == "test-gpu"
-    assert data["vendor"]["gemm_efficiency_frac"] == EffectParams().gemm_efficiency_frac
+    assert data["vendor"]["gemm"]["efficiency_frac"] == EffectParams().gemm.efficiency_frac
+    assert data["vendor"]["gemm"]["tile"] == list(EffectParams().gemm.tile)
+    assert set(data) == {"hardware_id", "provenance", "host", "power", "vendor", "triton"}

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import hwspecs
 import simulator
 import workloads
-from simulator import engine
+from simulator import engine, memory
 from simulator.ops import forward_op_list
 
 MODELS = workloads.available_models()
@@ -22,7 +22,7 @@ contexts = st.integers(1, 131072)
 
 def _fits(hw_id, model_id):
     hw, m = hwspecs.load(hw_id), workloads.load_model(model_id)
-    return m.total_params * 2 + engine.RUNTIME_RESERVED_BYTES < hw.memory_bytes
+    return m.total_params * 2 + memory.RUNTIME_RESERVED_BYTES < hw.memory_bytes
 
 
 @SETTINGS
@@ -144,8 +144,8 @@ def test_concurrency_counts_paged_blocks():
     hw = hwspecs.load("h100-sxm5-80gb")
     sc = dict(prompt_tokens=1000, output_tokens=1)  # 1001 tokens → 63 blocks of 16 = 1008 slots
     c = simulator.predict(hw, m, workloads.Scenario(batch=1, **sc)).max_concurrency
-    s = engine.make_setup(hw, m, hwspecs.DEFAULT_CALIBRATION.vendor)
-    free = hw.memory_bytes - m.total_params * 2 - engine.RUNTIME_RESERVED_BYTES - engine.activation_bytes(s, 1000, 1)
+    s = engine.make_setup(hw, m, hwspecs.DEFAULT_CALIBRATION.params("vendor"))
+    free = hw.memory_bytes - m.total_params * 2 - memory.RUNTIME_RESERVED_BYTES - memory.activation_bytes(s, 1000, 1)
     assert c == int(free // (1008 * m.kv_bytes_per_token("bf16")))
 
 
@@ -182,9 +182,10 @@ def test_paged_decode_attention_is_an_option_and_not_faster():
 
 def test_pageable_host_to_device_slows_past_the_fast_size_and_pinned_does_not():
     from hwspecs.calibration import Calibration, EffectParams
-    prm = EffectParams(h2d_pageable_efficiency_frac=0.3, h2d_pageable_large_efficiency_frac=0.12,
-                       d2h_pageable_efficiency_frac=0.25, pageable_fast_bytes=50e6)
-    cal = Calibration(hardware_id="h100-sxm5-80gb", vendor=prm, triton=prm)
+    prm = EffectParams().with_values({"host.h2d_pageable_efficiency_frac": 0.3, "host.pageable_fast_bytes": 50e6,
+                                      "host.h2d_pageable_large_efficiency_frac": 0.12,
+                                      "host.d2h_pageable_efficiency_frac": 0.25})
+    cal = Calibration.from_params("h100-sxm5-80gb", prm, prm)
     link_bytes_per_s = 63.0e9  # PCIe Gen5 x16 per direction, the H100 SXM's host link
 
     def marginal_bytes_per_s(kind, pinned, lo, hi):
@@ -197,7 +198,7 @@ def test_pageable_host_to_device_slows_past_the_fast_size_and_pinned_does_not():
     assert marginal_bytes_per_s("h2d", False, 100e6, 1e9) == pytest.approx(0.12 * link_bytes_per_s, rel=1e-6)
     assert marginal_bytes_per_s("d2h", False, 100e6, 1e9) == pytest.approx(0.25 * link_bytes_per_s, rel=1e-6)
     assert marginal_bytes_per_s("h2d", True, 100e6, 1e9) == pytest.approx(
-        prm.h2d_pinned_efficiency_frac * link_bytes_per_s, rel=1e-6)
+        prm.link.pinned_efficiency_frac * link_bytes_per_s, rel=1e-6)
     # context switching uses the same copy model: a pageable swap-in of a large KV cache is slower
     big = simulator.context_switch("h100-sxm5-80gb", "llama-3-8b", 32768, calibration=cal, pinned=False)
     assert big.kv_bytes > 1e9

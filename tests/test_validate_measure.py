@@ -1,4 +1,7 @@
-"""validate/ measurement harness: CPU-side behaviour (no GPU needed) and a marked GPU smoke test."""
+"""validate/ measurement harness: CPU-side behaviour (no GPU needed) and a marked GPU smoke test.
+
+The case catalogue itself (shapes, repeat and headline cases) is tested in test_validate_cases.py.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,9 @@ from validate import env as venv
 from validate.env import (HardwareMismatchError, NoGPUError, check_requested_hardware,
                           hardware_id_for_gpu_name)
 from validate.layers import LAYER_COLUMNS
-from validate.measure import FAILURE_COLUMNS, KERNEL_COLUMNS, run_all, write_csv_atomic
 from validate.power import POWER_COLUMNS, TRACE_COLUMNS
+from validate.run import run_all
+from validate.runner import FAILURE_COLUMNS, KERNEL_COLUMNS, write_csv_atomic
 from validate.timing import n_rotation_sets
 
 REPO = Path(__file__).resolve().parent.parent
@@ -241,7 +245,7 @@ def test_quick_run_on_gpu(tmp_path):
 
 
 def test_interleaved_order_covers_the_range_first():
-    from validate.measure import _bisection_order
+    from validate.runner import _bisection_order
 
     assert _bisection_order([1, 8, 32, 128, 512]) == [1, 512, 32, 8, 128]
     assert sorted(_bisection_order(list(range(14)))) == list(range(14))
