@@ -26,6 +26,7 @@ from hwspecs.calibration import EffectParams
 from hwspecs.schema import Hardware
 from simulator.kinds.attention_decode import NAME as ATTN_DECODE
 from simulator.kinds.attention_prefill import attention_op
+from simulator.kinds.base import xp_for
 from simulator.ops import forward_op_list
 from simulator.roofline import at_clock, op_time
 from workloads.model import ModelSpec
@@ -105,15 +106,19 @@ def launch_bound_s(gpu_s, n_kernels, prm: EffectParams, cuda_graph):
     return np.maximum(back_to_back, n_kernels * prm.host.eager_launch_overhead_s) + prm.host.eager_launch_overhead_s
 
 
-def time_ops(s: Setup, ops, clock_frac=1.0, with_bound=True):
+def time_ops(s: Setup, ops, clock_frac=1.0, with_bound=True, xp=None):
     return tuple((op, op_time(op, s.hw, s.prm, clock_frac=clock_frac, link_bytes_per_s=s.link_bytes_per_s,
-                              host_link_bytes_per_s=s.host_link_bytes_per_s, with_bound=with_bound)) for op in ops)
+                              host_link_bytes_per_s=s.host_link_bytes_per_s, with_bound=with_bound, xp=xp))
+                 for op in ops)
 
 
-def _ops(s: Setup, batch, q_tokens, kv_tokens, layer_only=False):
+def _timed_pass(s: Setup, batch, q_tokens, kv_tokens, layer_only=False, with_bound=True):
+    """(Op, OpTime) pairs of one forward pass at the boost clock."""
     ops = forward_op_list(s.model, batch, q_tokens, kv_tokens, weight_dtype=s.weight_dtype, act_dtype=s.act_dtype,
                           kv_dtype=s.kv_dtype, tp=s.tp)
-    return [op for op in ops if op.scope == "layer"] if layer_only else ops
+    if layer_only:
+        ops = [op for op in ops if op.scope == "layer"]
+    return time_ops(s, ops, with_bound=with_bound, xp=xp_for(batch, q_tokens, kv_tokens))
 
 
 def totals(pairs):
@@ -149,7 +154,7 @@ def _finish(phase, pairs, prm, cuda_graph, clock=1.0, gpu_at_boost=None) -> Phas
 def prefill(s: Setup, batch, prompt_tokens, layer_only=False, cuda_graph=False, with_bound=True) -> PhaseResult:
     """Prefill of ``batch`` prompts of ``prompt_tokens`` (eager unless ``cuda_graph``). The clock is one
     fixed-point step: time at boost → mean clock over that time → compute terms at that clock."""
-    boost = time_ops(s, _ops(s, batch, prompt_tokens, prompt_tokens, layer_only), with_bound=with_bound)
+    boost = _timed_pass(s, batch, prompt_tokens, prompt_tokens, layer_only, with_bound)
     gpu0, n, _, _ = totals(boost)
     clock = sustained_clock_frac(launch_bound_s(gpu0, n, s.prm, cuda_graph), s.prm)
     if np.ndim(clock) == 0:
@@ -160,7 +165,7 @@ def prefill(s: Setup, batch, prompt_tokens, layer_only=False, cuda_graph=False, 
 
 def decode_step(s: Setup, batch, context_tokens, cuda_graph=True, layer_only=False) -> PhaseResult:
     """One decode step: one token per sequence, attention over ``context_tokens``."""
-    return _finish("decode", time_ops(s, _ops(s, batch, 1, context_tokens, layer_only)), s.prm, cuda_graph)
+    return _finish("decode", _timed_pass(s, batch, 1, context_tokens, layer_only), s.prm, cuda_graph)
 
 
 def layer(s: Setup, mode: str, batch, tokens, cuda_graph) -> PhaseResult:
@@ -189,7 +194,7 @@ class DecodeCoeffs:
 
 def decode_coeffs(s: Setup, batch, with_bound=True) -> DecodeCoeffs:
     """Evaluate the decode graph at context 0 (and attention's counts at 1): the constant part and slopes."""
-    pairs0 = time_ops(s, _ops(s, batch, 1, 0.0), with_bound=with_bound)
+    pairs0 = _timed_pass(s, batch, 1, 0.0, with_bound=with_bound)
     const_gpu = const_flops = const_hbm = 0.0
     attn = []
     for op0, t0 in pairs0:

@@ -36,6 +36,9 @@ class OpTime:
 def knee(tc, tm, p, xp=np):
     """Smooth maximum of compute and memory time: (tc^p + tm^p)^(1/p) = top·(1 + r^p)^(1/p) with
     r = smaller / larger — one power per element (they dominate large sweeps); p = 4 by squaring."""
+    if xp is not np:  # plain floats: no ufunc dispatch (a predict() evaluates ~50 of these)
+        top, low = (tc, tm) if tc >= tm else (tm, tc)
+        return top * (1.0 + (low / top) ** p) ** (1.0 / p) if top > 0 else 0.0
     top = xp.maximum(tc, tm)
     low = xp.minimum(tc, tm)
     r = low / xp.where(top > 0, top, 1.0)
@@ -55,14 +58,16 @@ def bound_of(tc, tm, lat, link):
 
 
 def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_bytes_per_s: float | None = None,
-            host_link_bytes_per_s: float | None = None, with_bound: bool = True) -> OpTime:
+            host_link_bytes_per_s: float | None = None, with_bound: bool = True, xp=None) -> OpTime:
     """Time of one execution of ``op`` on ``hw`` with effect parameters ``prm``.
 
     ``clock_frac``: sustained-clock fraction for compute (power limit; 1 = boost).
     ``link_bytes_per_s``: scale-up link rate per direction (collectives); ``host_link_bytes_per_s``: PCIe.
     ``with_bound=False`` skips labelling the bound (sweeps' inner loops need the time only).
+    ``xp``: numpy or the scalar shim, when the caller knows (else read from the op's counts and shape).
     """
-    xp = xp_for(op.flops, op.hbm_bytes, *op.shape.values())
+    if xp is None:
+        xp = xp_for(op.flops, op.hbm_bytes, *op.shape.values())
     kind = KINDS.get(op.kind)
     if kind is None:
         raise ValueError(f"unknown op kind {op.kind!r}")
@@ -80,6 +85,8 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
 def at_clock(t: OpTime, clock_frac, prm: EffectParams) -> OpTime:
     """``t`` (timed at the boost clock) re-timed with its compute term at ``clock_frac``; no kind is
     re-evaluated (compute time is exactly inversely proportional to the clock in every kind)."""
+    if isinstance(clock_frac, float) and (clock_frac == 1.0 or (isinstance(t.compute_s, float) and t.compute_s == 0.0)):
+        return t
     tc = t.compute_s / clock_frac
     xp = xp_for(tc, t.memory_s)
     time = t.latency_s + xp.maximum(knee(tc, t.memory_s, prm.gemm.knee_exponent, xp), t.link_s)
