@@ -248,31 +248,47 @@ def bounds(
     out.print(t)
 
 
-@app.command()
-@friendly
-def kernel(
-    name: str = typer.Argument(..., help="gemm | attention_prefill | attention_decode | copy | h2d | d2h"),
-    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H"),
-    shape: list[str] = typer.Option([], "--shape", "-s", help="key=value, e.g. -s m=4096 -s n=4096 -s k=4096"),
-    impl: str = typer.Option("vendor", help="vendor | triton"),
-    calibration: str = typer.Option("auto"),
-    as_json: bool = typer.Option(False, "--json"),
-):
-    """Predict one kernel's time (the shapes validate/ measures)."""
+def _kernel_help() -> str:
+    """One line per op kind, from the registry: name and shape arguments (defaults in brackets)."""
+    def arg(f):
+        return f.name if f.default is None else f"{f.name}[={str(f.default).lower()}]"
+    return "; ".join(f"{k.name}: {' '.join(arg(f) for f in k.shape)}" for k in simulator.KINDS.values())
+
+
+def _shape_args(name: str, items: list[str]) -> dict:
+    """-s key=value pairs as the kind's typed shape arguments (the kind checks ranges and names)."""
+    fields = {f.name: f for f in simulator.KINDS[name].shape} if name in simulator.KINDS else {}
     kw = {}
-    for item in shape:
+    for item in items:
         if "=" not in item:
             raise UserError(f"--shape takes key=value, got {item!r}")
         k, v = item.split("=", 1)
-        if v.lower() in ("true", "false"):
+        kind = fields[k].type if k in fields else "int"
+        if kind == "bool":
+            if v.lower() not in ("true", "false"):
+                raise UserError(f"--shape {k} must be true or false, got {v!r}")
             kw[k] = v.lower() == "true"
-        elif k == "dtype":
+        elif kind == "dtype":
             kw[k] = v
         else:
             try:
                 kw[k] = float(v) if any(ch in v for ch in ".e") else int(v)
             except ValueError:
                 raise UserError(f"--shape {k} must be a number, got {v!r}") from None
+    return kw
+
+
+@app.command(help=f"Predict one kernel's GPU time. Kernels and their -s shape arguments: {_kernel_help()}.")
+@friendly
+def kernel(
+    name: str = typer.Argument(..., help=" | ".join(simulator.KINDS)),
+    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H"),
+    shape: list[str] = typer.Option([], "--shape", "-s", help="key=value, e.g. -s m=4096 -s n=4096 -s k=4096"),
+    impl: str = typer.Option("vendor", help="vendor | triton"),
+    calibration: str = typer.Option("auto"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    kw = _shape_args(name, shape)
     kp = simulator.predict_kernel(hardware, name, calibration=_calibration_arg(calibration), impl=impl, **kw)
     d = {"kernel": name, "hardware": hardware, "impl": impl, **kw, "time_s": kp.time_s, "flops": kp.flops,
          "hbm_bytes": kp.hbm_bytes, "bound": kp.bound}

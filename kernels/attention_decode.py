@@ -27,6 +27,8 @@ import triton.language as tl
 from kernels._common import AUTOTUNE
 from kernels._common import INTERPRET as _INTERPRET
 from kernels._common import online_softmax_step, require_gpu
+from simulator.kinds import attention_decode as _decode_kind
+from simulator.kinds import attention_prefill as _attention_kind
 
 _SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
 _SUPPORTED_HEAD_DIMS = (64, 128)
@@ -34,9 +36,6 @@ _LOG2E = 1.4426950408889634
 # Split chunks are whole multiples of this many tokens, so every BLOCK_N tile but a sequence's last
 # is full. It must be a multiple of every BLOCK_N below.
 _SPLIT_ALIGN_TOKENS = 128
-# Fewest tokens per split: below this the merge costs more than the extra parallelism gains.
-_MIN_TOKENS_PER_SPLIT = 512
-_MAX_SPLITS = 64
 
 
 def _gpu_configs() -> list[triton.Config]:
@@ -167,14 +166,14 @@ def _num_sms(device: torch.device) -> int:
 
 
 def default_num_splits(batch: int, n_kv_heads: int, max_context: int, n_sms: int) -> int:
-    """Splits so that batch·n_kv_heads·splits ≈ 4 programs per SM, each with ≥ 512 tokens.
+    """Splits so that batch·n_kv_heads·splits ≈ 4 programs per SM, each with ≥ 512 tokens, ≤ 64.
 
     Decode is bandwidth-bound: it needs enough programs in flight to keep every SM's loads busy,
-    and no more (each extra split costs a partial write and a merge).
+    and no more (each extra split costs a partial write and a merge; below 512 tokens a split the
+    merge costs more than the parallelism gains). The rule is ``triton_splits`` of
+    simulator.kinds.attention_decode, so the model times the split count that runs here.
     """
-    want = triton.cdiv(4 * n_sms, batch * n_kv_heads)
-    most = max(1, max_context // _MIN_TOKENS_PER_SPLIT)
-    return max(1, min(want, most, _MAX_SPLITS))
+    return int(_decode_kind.triton_splits(batch, n_kv_heads, max_context, n_sms))
 
 
 def _check_inputs(q, k_cache, v_cache, context_lens, block_table):
@@ -337,14 +336,15 @@ def reference(q, k_cache, v_cache, context_lens, block_table=None, sm_scale=None
 
 
 def flops(batch: int, context: int, n_q_heads: int, head_dim: int) -> int:
-    """q·Kᵀ and p·V are each 2·ctx·D per (sequence, q-head) → 4·B·Hq·ctx·D."""
-    return 4 * batch * n_q_heads * context * head_dim
+    """q·Kᵀ and p·V are each 2·ctx·D per (sequence, q-head) → 4·B·Hq·ctx·D: the model's attention
+    formula (simulator.kinds.attention_prefill) with one query token, not causal."""
+    return int(_attention_kind.flops(batch, 1, context, n_q_heads, head_dim, causal=False))
 
 
 def hbm_bytes(batch: int, context: int, n_q_heads: int, n_kv_heads: int, head_dim: int,
               dtype_bytes: int) -> int:
     """Fewest HBM bytes: K and V caches read once (2·B·Hkv·ctx·D) plus q read and o written
-    (2·B·Hq·D). Split partials and the block table are overheads, not counted."""
-    kv = 2 * batch * n_kv_heads * context * head_dim
-    qo = 2 * batch * n_q_heads * head_dim
-    return (kv + qo) * dtype_bytes
+    (2·B·Hq·D), the model's formula with one query token. Split partials and the block table are
+    overheads, not counted."""
+    return int(_attention_kind.hbm_bytes(batch, 1, context, n_q_heads, n_kv_heads, head_dim,
+                                         dtype_bytes, dtype_bytes))

@@ -21,6 +21,7 @@ import triton.language as tl
 from kernels._common import AUTOTUNE
 from kernels._common import INTERPRET as _INTERPRET
 from kernels._common import online_softmax_step, require_gpu
+from simulator.kinds import attention_prefill as _attention_kind
 
 _SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
 _SUPPORTED_HEAD_DIMS = (64, 128)
@@ -236,12 +237,15 @@ def flops(batch: int, seq: int, n_q_heads: int, head_dim: int, causal: bool) -> 
 
     Causal counts half the score matrix: the convention of the FlashAttention benchmarks behind the
     FA2 paper's TFLOPs/s (arXiv 2307.08691; Dao-AILab/flash-attention benchmarks/benchmark_flash_attention.py).
+    The model's formula (simulator.kinds.attention_prefill) with q = kv = S; 4·… is even, so the
+    causal half is a whole number.
     """
-    full = 4 * batch * n_q_heads * seq * seq * head_dim
-    return full // 2 if causal else full
+    return int(_attention_kind.flops(batch, seq, seq, n_q_heads, head_dim, causal))
 
 
 def hbm_bytes(batch: int, seq: int, n_q_heads: int, n_kv_heads: int, head_dim: int,
               dtype_bytes: int) -> int:
-    """Fewest HBM bytes: Q and O (B·Hq·S·D each) plus K and V (B·Hkv·S·D each), touched once."""
-    return (2 * n_q_heads + 2 * n_kv_heads) * batch * seq * head_dim * dtype_bytes
+    """Fewest HBM bytes: Q and O (B·Hq·S·D each) plus K and V (B·Hkv·S·D each), touched once
+    (the model's formula, simulator.kinds.attention_prefill, with q = kv = S)."""
+    return int(_attention_kind.hbm_bytes(batch, seq, seq, n_q_heads, n_kv_heads, head_dim,
+                                         dtype_bytes, dtype_bytes))

@@ -9,14 +9,19 @@ fp32 accumulator. Tiles are visited in groups of GROUP_M rows ("grouped ordering
 running at the same time share A row-panels and B column-panels in L2. The autotuner picks from
 large tiles for prefill-sized M and thin tiles (BLOCK_M 16..64) for decode-sized M (1..64).
 
-On Hopper (sm_90), for fp16/bf16 problems of at least _TMA_MIN_FLOPS with 16-byte-aligned
-operands, ``matmul`` runs a second kernel, ``_matmul_tma_kernel``: persistent (one program per SM
-walks the tiles in grouped order) and fed by the bulk tensor copy engine (TMA descriptors, which
-also zero-fill ragged edges), as in Triton's persistent-matmul tutorial. Measured on an H100 with
-Triton 3.6 (benchmarks/results/kernels_nvidia-h100-80gb-hbm3.csv): 88-109% of cuBLAS for fp16/bf16
-M >= 4096, where the pointer kernel reached 74-94% in the same run. Smaller problems and fp8 run the pointer kernel: its host launch costs about half the TMA
-launch (~70 vs ~140 us per call on that host: Triton encodes the descriptors at every launch), which
-dominates GEMMs under ~150 us, and on fp8 it measured faster (93-95% of torch._scaled_mm vs 79%).
+On Hopper (sm_90), for fp16/bf16 problems with M > 64 and at least TRITON_PERSISTENT_MIN_FLOPS with
+16-byte-aligned operands, ``matmul`` runs a second kernel, ``_matmul_tma_kernel``: persistent (one
+program per SM walks the tiles in grouped order) and fed by the bulk tensor copy engine (TMA
+descriptors, which also zero-fill ragged edges), as in Triton's persistent-matmul tutorial. Measured
+on an H100 with Triton 3.6 (benchmarks/results/kernels_nvidia-h100-80gb-hbm3.csv): 88-109% of cuBLAS
+for fp16/bf16 M >= 4096, where the pointer kernel reached 74-94% in the same run. Smaller problems
+and fp8 run the pointer kernel: its host launch costs about half the TMA launch (~70 vs ~140 us per
+call on that host: Triton encodes the descriptors at every launch), which dominates GEMMs under
+~150 us, and on fp8 it measured faster (93-95% of torch._scaled_mm vs 79%).
+
+The dispatch rule, both kernels' autotune candidates and the FLOP/byte counts live once, torch-free,
+in ``simulator.kinds.gemm``: the performance model reads the same rules, so it times the kernel and
+tile that actually run.
 
 Set HWPERF_AUTOTUNE=0 to skip autotuning (one config per kernel and shape class): for quick GPU
 test runs, where tuning every test shape costs minutes.
@@ -29,6 +34,7 @@ import triton.language as tl
 from kernels._common import AUTOTUNE as _AUTOTUNE
 from kernels._common import INTERPRET as _INTERPRET
 from kernels._common import require_gpu
+from simulator.kinds import gemm as _gemm_kind
 
 try:  # host-side TMA descriptors (Triton >= 3.4)
     from triton.tools.tensor_descriptor import TensorDescriptor as _TensorDescriptor
@@ -37,56 +43,26 @@ except ImportError:
 
 _FP8 = torch.float8_e4m3fn
 _SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, _FP8)
-# Below this many FLOPs (~150 us at 700 TFLOP/s) the TMA kernel's launch overhead outweighs its
-# faster main loop; see the module docstring.
-_TMA_MIN_FLOPS = 1e11
+# Tile-rows per group of the grouped ordering (both kernels): an L2 reuse knob, not a tile shape,
+# so the model does not need it.
+_GROUP_M = 8
 
 
 def _gpu_configs() -> list[triton.Config]:
-    """Candidate tiles for sm_80/sm_90. Shared memory per stage = (BM + BN) · BK · in_bytes."""
-
-    def cfg(bm, bn, bk, warps, stages, group=8):
-        return triton.Config(
-            {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group},
-            num_warps=warps,
-            num_stages=stages,
-        )
-
+    """Candidate tiles for sm_80/sm_90, from the table the model reads (TRITON_POINTER_CONFIGS, which
+    says why each group is there). Shared memory per stage = (BM + BN) · BK · in_bytes."""
     return [
-        # Prefill-sized M: big tiles keep the tensor cores fed (128×256×64 is the Hopper sweet spot).
-        cfg(128, 256, 64, 8, 3),
-        cfg(128, 256, 64, 8, 4),
-        cfg(256, 128, 64, 8, 3),
-        cfg(256, 128, 64, 8, 4),
-        cfg(128, 128, 64, 8, 4),
-        cfg(128, 128, 64, 4, 4),
-        cfg(128, 128, 128, 8, 3),
-        cfg(128, 64, 64, 4, 4),
-        cfg(64, 256, 64, 4, 4),
-        cfg(64, 128, 64, 4, 4),
-        # Decode-sized M (1..64): thin tiles and deep K slices; the problem is reading B once.
-        cfg(16, 64, 128, 4, 4),
-        cfg(16, 128, 128, 4, 4),
-        cfg(16, 256, 64, 4, 4),
-        cfg(32, 64, 128, 4, 4),
-        cfg(32, 128, 128, 4, 4),
-        cfg(64, 64, 128, 4, 4),
-        cfg(64, 128, 128, 4, 3),
-        # Narrow N tiles: more programs when N is small (N=4096 → 128 programs with BLOCK_N=32).
-        cfg(16, 32, 256, 4, 4),
-        cfg(32, 32, 256, 4, 4),
-        cfg(64, 32, 128, 4, 4),
+        triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": _GROUP_M},
+                      num_warps=warps, num_stages=stages)
+        for bm, bn, bk, warps, stages in _gemm_kind.TRITON_POINTER_CONFIGS
     ]
 
 
 def _prune_configs(configs, named_args, **kwargs):
-    """Keep thin tiles for small M and wide tiles for large M: halves autotuning time."""
+    """Keep thin tiles for small M and wide tiles for large M (the rule the model applies when it
+    picks the autotuner's tile): halves autotuning time."""
     m = named_args["M"]
-    m_pow2 = max(16, triton.next_power_of_2(m))
-    if m <= 64:
-        kept = [c for c in configs if c.kwargs["BLOCK_M"] <= m_pow2 and c.kwargs["BLOCK_M"] <= 64]
-    else:
-        kept = [c for c in configs if c.kwargs["BLOCK_M"] >= 64]
+    kept = [c for c in configs if _gemm_kind.triton_tile_offered(m, c.kwargs["BLOCK_M"])]
     kept = kept or configs
     return kept if _AUTOTUNE else kept[:1]
 
@@ -170,22 +146,13 @@ def _set_tma_block_shapes(nargs):
 
 
 def _tma_candidates() -> list[triton.Config]:
-    """Hopper persistent-TMA candidates; the pre-hook sets descriptor block shapes per config."""
-
-    def cfg(bn, bk, warps, stages, subtile):
-        return triton.Config(
-            {"BLOCK_M": 128, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8, "EPILOGUE_SUBTILE": subtile},
-            num_warps=warps, num_stages=stages, pre_hook=_set_tma_block_shapes,
-        )
-
+    """Hopper persistent-TMA candidates, from TRITON_PERSISTENT_CONFIGS (the table the model reads);
+    the pre-hook sets descriptor block shapes per config."""
     return [
-        cfg(256, 64, 8, 3, True),
-        cfg(256, 64, 8, 4, True),
-        cfg(256, 64, 8, 3, False),
-        cfg(128, 64, 8, 4, False),
-        cfg(128, 64, 4, 4, False),
-        cfg(128, 128, 8, 3, False),
-        cfg(256, 128, 8, 2, True),
+        triton.Config({"BLOCK_M": _gemm_kind.TRITON_PERSISTENT_BLOCK_M, "BLOCK_N": bn, "BLOCK_K": bk,
+                       "GROUP_M": _GROUP_M, "EPILOGUE_SUBTILE": subtile},
+                      num_warps=warps, num_stages=stages, pre_hook=_set_tma_block_shapes)
+        for bn, bk, warps, stages, subtile in _gemm_kind.TRITON_PERSISTENT_CONFIGS
     ]
 
 
@@ -298,7 +265,9 @@ def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"M, N, K must be >= 1, got M={M}, N={N}, K={K}")
 
     c = torch.empty((M, N), device=a.device, dtype=output_dtype(a.dtype))
-    if M > 64 and flops(M, N, K) >= _TMA_MIN_FLOPS and _tma_eligible(a, b, c):
+    # The dispatch rule lives in simulator.kinds.gemm, so the model times the kernel that runs here.
+    sixteen_bit = a.dtype in (torch.float16, torch.bfloat16)
+    if _gemm_kind.triton_uses_persistent(M, N, K, sixteen_bit) and _tma_eligible(a, b, c):
         _launch_tma(a, b, c)
     else:
         _launch_pointer(a, b, c)
@@ -363,10 +332,12 @@ def reference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def flops(m: int, n: int, k: int) -> int:
-    """FLOPs of C[m,n] = A[m,k] @ B[k,n]: one multiply-add (2 FLOPs) per (m, n, k) triple."""
-    return 2 * m * n * k
+    """FLOPs of C[m,n] = A[m,k] @ B[k,n]: one multiply-add (2 FLOPs) per (m, n, k) triple.
+    The model's formula (simulator.kinds.gemm), so measured and modelled rates count alike."""
+    return int(_gemm_kind.flops(m, n, k))
 
 
 def hbm_bytes(m: int, n: int, k: int, in_bytes: int, out_bytes: int) -> int:
-    """Fewest HBM bytes: A (m·k) and B (k·n) read once at in_bytes each, C (m·n) written once."""
-    return (m * k + k * n) * in_bytes + m * n * out_bytes
+    """Fewest HBM bytes: A (m·k) and B (k·n) read once at in_bytes each, C (m·n) written once
+    (the model's formula, simulator.kinds.gemm)."""
+    return int(_gemm_kind.hbm_bytes(m, n, k, in_bytes, out_bytes))

@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from kernels._common import require_gpu
+from simulator.kinds import copy as _copy_kind
 
 _BITS_DTYPE = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 _READ_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -230,8 +231,8 @@ def blocks_hbm_bytes(n_blocks: int, block_bytes: int, id_bytes: int = 4) -> int:
 
 
 def stream_copy_hbm_bytes(n_bytes: int) -> int:
-    """copy: n_bytes read + n_bytes written."""
-    return 2 * n_bytes
+    """copy: n_bytes read + n_bytes written (the model's copy count, simulator.kinds.copy)."""
+    return int(_copy_kind.hbm_bytes(n_bytes))
 
 
 def stream_read_hbm_bytes(n_bytes: int) -> int:

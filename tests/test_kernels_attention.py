@@ -91,6 +91,23 @@ def test_prefill_counts():
     assert pre.flops(1, 8, 2, 64, causal=False) == 4 * 2 * 64 * 64
     assert pre.flops(1, 8, 2, 64, causal=True) == 2 * 2 * 64 * 64
     assert pre.hbm_bytes(2, 10, 8, 2, 64, 2) == (2 * 8 + 2 * 2) * 2 * 10 * 64 * 2
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for b, hq, hkv, s, d in [(2, 4, 2, 33, 64), (1, 2, 1, 97, 128)]:
+        g = torch.Generator().manual_seed(s)
+        q, k, v = randn(g, b, hq, s, d, dtype=torch.float16), randn(g, b, hkv, s, d, dtype=torch.float16), \
+            randn(g, b, hkv, s, d, dtype=torch.float16)
+        # FLOPs: torch's counter on the dense reference; causal counts half of that score matrix.
+        with FlopCounterMode(display=False) as counter:
+            pre.reference(q.cpu(), k.cpu(), v.cpu(), causal=False)
+        dense = counter.get_total_flops()
+        assert pre.flops(b, s, hq, d, causal=False) == dense
+        assert pre.flops(b, s, hq, d, causal=True) * 2 == dense
+        # Bytes: the real sizes of q, k, v and the output the kernel returns.
+        out = pre.attention(q, k, v, causal=True)
+        real = sum(t.numel() * t.element_size() for t in (q, k, v, out))
+        got = pre.hbm_bytes(b, s, hq, hkv, d, q.element_size())
+        assert got == real and isinstance(got, int)
 
 
 def test_prefill_bad_inputs():
@@ -187,21 +204,72 @@ def test_decode_default_splits():
     assert dec.default_num_splits(1, 1, 600, n_sms=132) == 1
 
 
-def test_decode_split_rule_mirrored_by_the_model():
-    # simulator.roofline models hwperf's Triton decode with the kernel's own split rule; the simulator may
-    # not import the kernel (no torch there), so this checks the two copies agree.
-    from simulator.roofline import triton_decode_splits
-    for b in (1, 2, 3, 7, 16, 64, 256):
-        for hkv in (1, 4, 8, 32):
-            for ctx in (1, 128, 511, 512, 1023, 1024, 4000, 32768, 200_000):
-                for n_sms in (4, 108, 132):
-                    assert triton_decode_splits(float(b), float(hkv), float(ctx), float(n_sms)) == \
-                        dec.default_num_splits(b, hkv, ctx, n_sms), (b, hkv, ctx, n_sms)
+class _Recorder:
+    """Stands in for a Triton kernel: records the grids it is launched on, runs nothing."""
+
+    def __init__(self):
+        self.grids = []
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: self.grids.append(grid)
+
+
+def test_model_charges_the_merge_where_the_kernel_launches_it(monkeypatch):
+    # The model adds memory.latency_s for the reduce kernel when its split rule gives > 1 split; the
+    # kernel launches that reduce kernel when it splits. Both must see the same shape (kv-heads, not
+    # q-heads; the context) and the same SM count, on H100's 132 SMs.
+    import hwspecs
+    import simulator
+    from hwspecs.calibration import Calibration, EffectParams
+
+    n_sms = hwspecs.load("h100-sxm5-80gb").n_sms
+    monkeypatch.setattr(dec, "_num_sms", lambda device: n_sms)
+
+    def merge_s(**shape):
+        t = []
+        for lat in (0.0, 1.0):
+            prm = EffectParams(impl="triton").with_values({"memory.latency_s": lat})
+            cal = Calibration.from_params("h100-sxm5-80gb", prm, prm)
+            t.append(simulator.predict_kernel("h100-sxm5-80gb", "attention_decode", impl="triton",
+                                              calibration=cal, dtype="fp16", **shape).time_s)
+        return t[1] - t[0]
+
+    seen = set()
+    for b, hq, hkv, ctx, d in [(1, 32, 8, 16384, 128), (64, 32, 8, 4096, 64), (256, 32, 8, 16384, 128),
+                               (1, 8, 1, 600, 64), (2, 8, 8, 1024, 64), (2, 8, 8, 1023, 64)]:
+        split, reduce = _Recorder(), _Recorder()
+        monkeypatch.setattr(dec, "_decode_split_kernel", split)
+        monkeypatch.setattr(dec, "_decode_reduce_kernel", reduce)
+        q = torch.zeros(b, hq, d, dtype=torch.float16, device=DEVICE)
+        kv = torch.zeros(1, 1, 1, d, dtype=torch.float16, device=DEVICE).expand(b, hkv, ctx, d)
+        lens = torch.full((b,), ctx, dtype=torch.int32, device=DEVICE)
+        dec.decode_attention(q, kv, kv, lens)
+        (grid,) = split.grids
+        merged = bool(reduce.grids)
+        assert merged == (grid[2] > 1) and grid[:2] == (b, hkv)
+        seen.add(merged)
+        want = 1.0 if merged else 0.0
+        got = merge_s(batch=b, context=ctx, n_q_heads=hq, n_kv_heads=hkv, head_dim=d)
+        assert got == pytest.approx(want, abs=1e-9), (b, hq, hkv, ctx, grid)
+    assert seen == {True, False}
 
 
 def test_decode_counts():
     assert dec.flops(2, 100, 8, 64) == 4 * 2 * 8 * 100 * 64
     assert dec.hbm_bytes(2, 100, 8, 2, 64, 2) == (2 * 2 * 2 * 100 * 64 + 2 * 2 * 8 * 64) * 2
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for b, hq, hkv, ctx, d in [(2, 4, 2, 37, 64), (1, 8, 1, 100, 128)]:
+        # Every sequence fills the cache, so the cache tensors are exactly what is read.
+        q, k, v, _, _ = make_decode(b, hq, hkv, ctx, d, torch.float16, False, seed=ctx)
+        lens = torch.full((b,), ctx, dtype=torch.int32, device=DEVICE)
+        with FlopCounterMode(display=False) as counter:
+            dec.reference(q.cpu(), k.cpu(), v.cpu(), lens.cpu())
+        assert dec.flops(b, ctx, hq, d) == counter.get_total_flops()
+        out = dec.decode_attention(q, k, v, lens)
+        real = sum(t.numel() * t.element_size() for t in (q, k, v, out))
+        got = dec.hbm_bytes(b, ctx, hq, hkv, d, q.element_size())
+        assert got == real and isinstance(got, int)
 
 
 def test_decode_bad_inputs():

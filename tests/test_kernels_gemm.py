@@ -117,13 +117,21 @@ def test_matmul_fp8_gpu_large(poison):
 def test_flop_and_byte_counts():
     assert gemm.flops(2, 3, 5) == 60
     assert gemm.hbm_bytes(2, 3, 5, in_bytes=2, out_bytes=2) == (10 + 15) * 2 + 6 * 2
-    # Counts agree with torch's own FLOP counter.
     from torch.utils.flop_counter import FlopCounterMode
 
-    a, b = torch.randn(7, 11), torch.randn(11, 13)
-    with FlopCounterMode(display=False) as counter:
-        a @ b
-    assert counter.get_total_flops() == gemm.flops(7, 13, 11)
+    for m, n, k in [(7, 13, 11), (1, 97, 257), (33, 1, 65)]:
+        # FLOPs: what torch's own counter charges for the reference product.
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        with FlopCounterMode(display=False) as counter:
+            gemm.reference(a, b)
+        assert counter.get_total_flops() == gemm.flops(m, n, k)
+        # Bytes: the real sizes of the operands and of the output the kernel returns.
+        for dtype in (torch.float16, FP8):
+            a, b = make_operands(m, n, k, dtype, b_transposed=True, seed=m)
+            c = gemm.matmul(a, b)
+            real = sum(t.numel() * t.element_size() for t in (a, b, c))
+            got = gemm.hbm_bytes(m, n, k, a.element_size(), c.element_size())
+            assert got == real and isinstance(got, int), (m, n, k, dtype)
 
 
 def test_bad_inputs():
@@ -138,37 +146,72 @@ def test_bad_inputs():
         gemm.matmul(a, torch.randn(8, 4).bfloat16().to(DEVICE))
 
 
-def test_dispatch_and_tiles_mirrored_by_the_model():
-    # simulator.roofline models hwperf's Triton GEMM with the kernel's own dispatch and autotune tiles;
-    # the simulator may not import the kernel (no torch there), so this checks the two copies agree.
-    from simulator import roofline as r
+def test_autotune_candidates_are_the_tiles_the_model_times():
+    # The model picks the autotuner's tile among TRITON_*_TILES; the kernel must offer exactly those.
+    from simulator.kinds import gemm as kind
 
-    assert r.TRITON_GEMM_PERSISTENT_MIN_FLOPS == gemm._TMA_MIN_FLOPS
-    tiles = lambda configs: {(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]) for c in configs}  # noqa: E731
-    assert tiles(gemm._gpu_configs()) == set(r.TRITON_GEMM_POINTER_TILES)
-    assert tiles(gemm._tma_candidates()) == set(r.TRITON_GEMM_PERSISTENT_TILES)
+    tiles = lambda configs: [(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]) for c in configs]  # noqa: E731
+    pointer, persistent = gemm._gpu_configs(), gemm._tma_candidates()
+    assert set(tiles(pointer)) == set(kind.TRITON_POINTER_TILES)
+    assert set(tiles(persistent)) == set(kind.TRITON_PERSISTENT_TILES)
+    # Every row of the tables became one distinct config: none dropped or merged.
+    key = lambda c: (tuple(sorted(c.kwargs.items())), c.num_warps, c.num_stages)  # noqa: E731
+    assert len({key(c) for c in pointer}) == len(pointer) == len(kind.TRITON_POINTER_CONFIGS)
+    assert len({key(c) for c in persistent}) == len(persistent) == len(kind.TRITON_PERSISTENT_CONFIGS)
+    assert all(c.pre_hook is gemm._set_tma_block_shapes for c in persistent)
+    assert all(c.pre_hook is None and c.kwargs["GROUP_M"] == 8 for c in pointer)
+
+
+def test_pruning_sizes_tiles_to_m(monkeypatch):
+    # Decode-sized M gets thin tiles that waste at most half their rows; larger M only wide tiles.
+    monkeypatch.setattr(gemm, "_AUTOTUNE", True)
     for m in (1, 2, 9, 16, 17, 32, 33, 64, 65, 128, 4096):
-        kept = gemm._prune_configs(gemm._gpu_configs(), {"M": m}) if gemm._AUTOTUNE else None
-        if kept is not None:
-            offered = {bm for bm, _ in r.TRITON_GEMM_POINTER_TILES if r.triton_gemm_tile_offered(float(m), bm)}
-            assert {c.kwargs["BLOCK_M"] for c in kept} == offered, m
+        kept = {c.kwargs["BLOCK_M"] for c in gemm._prune_configs(gemm._gpu_configs(), {"M": m})}
+        if m <= 64:
+            assert kept and max(kept) < 2 * max(m, 16) and min(kept) == 16, (m, kept)
+        else:
+            assert kept == {64, 128, 256}, (m, kept)
 
 
-def test_persistent_kernel_only_where_matmul_dispatches_it():
-    # The model's persistent branch: 16-bit, M > 64 and >= _TMA_MIN_FLOPS, as in gemm.matmul.
+def _launched_kernel(monkeypatch, m, n, k, dtype):
+    """Which kernel ``matmul`` launches for this shape where TMA is available (Hopper, aligned)."""
+    launched = []
+    monkeypatch.setattr(gemm, "_tma_eligible", lambda a, b, c: True)
+    monkeypatch.setattr(gemm, "_launch_tma", lambda a, b, c: launched.append("persistent"))
+    monkeypatch.setattr(gemm, "_launch_pointer", lambda a, b, c: launched.append("pointer"))
+    # Broadcast views: full-size operands without the memory (nothing is launched).
+    one = torch.zeros(1, 1, dtype=dtype, device=DEVICE)
+    gemm.matmul(one.expand(m, k), one.expand(k, n))
+    (kernel,) = launched
+    return kernel
+
+
+def test_model_times_the_kernel_matmul_launches(monkeypatch):
+    # The model's persistent branch reads gemm.persistent_efficiency_frac; the pointer branch does
+    # not. So that parameter moves the predicted time exactly where matmul launches the TMA kernel.
     import simulator
     from hwspecs.calibration import Calibration, EffectParams
-    slow = EffectParams(kernel_family="hwperf-triton", gemm_persistent_efficiency_frac=0.1)
-    fast = slow.model_copy(update={"gemm_persistent_efficiency_frac": 1.0})
 
-    def t(prm, **shape):
-        cal = Calibration(hardware_id="h100-sxm5-80gb", vendor=prm, triton=prm)
-        return simulator.predict_kernel("h100-sxm5-80gb", "gemm", calibration=cal, impl="triton", **shape).time_s
+    def t(frac, m, n, k, dtype):
+        prm = EffectParams(impl="triton").with_values({"gemm.persistent_efficiency_frac": frac})
+        cal = Calibration.from_params("h100-sxm5-80gb", prm, prm)
+        return simulator.predict_kernel("h100-sxm5-80gb", "gemm", impl="triton", calibration=cal,
+                                        m=m, n=n, k=k, dtype=dtype).time_s
 
-    big = dict(m=4096, n=4096, k=4096, dtype="bf16")  # 1.4e11 FLOP
-    assert gemm.flops(4096, 4096, 4096) >= gemm._TMA_MIN_FLOPS
-    assert t(slow, **big) > 5 * t(fast, **big)
-    for shape in (dict(m=64, n=57344, k=16384, dtype="bf16"),   # M <= 64: pointer kernel
-                  dict(m=2048, n=2048, k=2048, dtype="bf16"),   # < 1e11 FLOP
-                  dict(m=4096, n=4096, k=4096, dtype="fp8")):   # fp8: pointer kernel
-        assert t(slow, **shape) == t(fast, **shape), shape
+    names = {torch.float16: "fp16", torch.bfloat16: "bf16", FP8: "fp8"}
+    shapes = [(64, 57344, 16384, torch.bfloat16),   # M <= 64, 1.2e11 FLOP
+              (65, 57344, 16384, torch.bfloat16),   # M > 64, 1.2e11 FLOP
+              (3684, 3684, 3684, torch.float16),    # 0.99998e11 FLOP
+              (3685, 3685, 3685, torch.float16),    # 1.0008e11 FLOP
+              (4096, 4096, 4096, FP8),
+              (4096, 4096, 4096, torch.bfloat16)]
+    seen = set()
+    for m, n, k, dtype in shapes:
+        kernel = _launched_kernel(monkeypatch, m, n, k, dtype)
+        seen.add(kernel)
+        slow, fast = t(0.1, m, n, k, names[dtype]), t(1.0, m, n, k, names[dtype])
+        if kernel == "persistent":
+            assert slow > fast, (m, n, k, dtype)
+        else:
+            assert slow == fast, (m, n, k, dtype)
+    assert seen == {"pointer", "persistent"}

@@ -88,6 +88,17 @@ def test_byte_counts():
     assert kc.stream_copy_hbm_bytes(100) == 200
     assert kc.stream_read_hbm_bytes(100) == 100
     assert kc.stream_write_hbm_bytes(100) == 100
+    # Against real tensors: a stream copy reads src and writes dst; a gather reads the listed blocks
+    # and the ids and writes the staging buffer.
+    src = torch.zeros(1000, dtype=torch.bfloat16, device=DEVICE)
+    dst = torch.empty_like(src)
+    size = lambda *ts: sum(t.numel() * t.element_size() for t in ts)  # noqa: E731
+    assert kc.stream_copy_hbm_bytes(size(src)) == size(src, dst)
+    cache = torch.zeros(9, 16, 2, 64, dtype=torch.float16, device=DEVICE)
+    ids = torch.tensor([4, 1, 7], dtype=torch.int32, device=DEVICE)
+    out = kc.gather_blocks(cache, ids)
+    read = size(cache[ids.long()], ids)
+    assert kc.blocks_hbm_bytes(len(ids), size(cache[0]), ids.element_size()) == read + size(out)
 
 
 def test_bad_inputs():
