@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--power-run-s", type=float, default=None, help="seconds per power run")
     args = parser.parse_args(argv)
 
-    from validate.measure import run_all
+    from validate.run import run_all
 
     try:
         result = run_all(args.out, hardware_id=args.hardware, quick=args.quick,

@@ -155,7 +155,7 @@ def run_power(env, nvml, run_s: float = 6.0, warmup_s: float | None = None,
 
     src = torch.randn(COPY_BYTES // 2, device="cuda", dtype=torch.bfloat16)
     dst = torch.empty_like(src)
-    # Read + write per copy, the convention of validate.measure's copy rows.
+    # Read + write per copy, the convention of validate.cases.copies' copy rows.
     record(_sustain(torch, nvml, "memory", lambda: dst.copy_(src), (None, 2 * COPY_BYTES),
                     run_s, warmup_s, interval_s, instant))
     del src, dst
