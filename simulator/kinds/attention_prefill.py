@@ -45,7 +45,7 @@ def attention_op(name, batch, q_tokens, kv_tokens, n_q_heads, n_kv_heads, head_d
                  kv_dtype="bf16", causal=True, scope="layer", n_repeats=1, paged=False) -> Op:
     """Attention of ``q_tokens`` new queries per sequence over ``kv_tokens`` cached keys/values (one layer).
     q_tokens == 1 is a decode step (kind attention_decode, never causal); otherwise prefill."""
-    decode = np.all(np.asarray(q_tokens) == 1)
+    decode = bool(np.all(q_tokens == 1)) if isinstance(q_tokens, np.ndarray) else q_tokens == 1
     causal = bool(causal and not decode)
     q_read, kv_read, o_write = bytes_by_kind(batch, q_tokens, kv_tokens, n_q_heads, n_kv_heads, head_dim,
                                              DTYPE_BYTES[act_dtype], DTYPE_BYTES[kv_dtype])
