@@ -161,6 +161,29 @@ def test_kernel_columns_are_exactly_the_specified_ones():
     assert TRACE_COLUMNS == ("run", "t_s", "power_w", "sm_clock_hz")
 
 
+@pytest.mark.parametrize("folder", sorted((REPO / "validate" / "measurements").glob("*/kernels.csv")),
+                         ids=lambda p: p.parent.name)
+def test_kernels_csv_header_is_the_committed_one_byte_for_byte(folder, tmp_path):
+    written = write_csv_atomic(tmp_path / "kernels.csv", [], KERNEL_COLUMNS).read_bytes()
+    with open(folder, "rb") as fh:
+        assert written == fh.readline()
+
+
+def test_shape_columns_come_from_the_registry_in_the_header_order():
+    """The shape part of KERNEL_COLUMNS is the registry's fields of the measured kinds, placed by
+    SHAPE_COLUMN_ORDER; that order names exactly those fields (none stale, none left to chance)."""
+    from simulator.kinds import KINDS, shape_columns
+    from validate.runner import KERNELS, SHAPE_COLUMN_ORDER, measured_shape_columns
+
+    measured = [k for k in KERNELS if k in KINDS]
+    assert measured == ["gemm", "attention_prefill", "attention_decode", "copy", "h2d", "d2h"]
+    fields = {f.name for k in measured for f in KINDS[k].shape}
+    assert set(SHAPE_COLUMN_ORDER) == fields and len(SHAPE_COLUMN_ORDER) == len(fields)
+    assert {"n_elements", "n_ranks"} <= set(shape_columns()) - set(KERNEL_COLUMNS)  # kinds never timed
+    assert measured_shape_columns() == SHAPE_COLUMN_ORDER
+    assert KERNEL_COLUMNS[3:3 + len(fields)] == SHAPE_COLUMN_ORDER
+
+
 def _synthetic_rows():
     return [
         {"case_id": "gemm-vendor-bf16-m4096-n4096-k4096", "kernel": "gemm", "impl": "vendor",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 from validate.timing import bench, bench_graph
 
@@ -41,8 +42,17 @@ class LayerDims:
     norm_eps: float = 1e-5
 
 
-LLAMA_3_8B = LayerDims("llama-3-8b", 4096, 32, 8, 128, 14336)
-LLAMA_3_70B = LayerDims("llama-3-70b", 8192, 64, 8, 128, 28672)
+def layer_dims(model_id: str) -> LayerDims:
+    """One layer's dims read from the ``workloads`` model preset (rope theta and norm eps keep the
+    Llama-3 defaults above: the presets do not carry them)."""
+    import workloads
+
+    m = workloads.load_model(model_id)
+    return LayerDims(m.id, m.hidden, m.n_q_heads, m.n_kv_heads, m.head_dim, m.ffn_hidden)
+
+
+LLAMA_3_8B = layer_dims("llama-3-8b")
+LLAMA_3_70B = layer_dims("llama-3-70b")
 
 # (batch, seq): 12 shapes so that the held-out half of the prefill layer check has 6 per model.
 PREFILL_CASES = ((1, 256), (1, 512), (1, 1024), (1, 2048), (1, 4096), (1, 8192), (2, 2048), (2, 8192),
@@ -154,6 +164,98 @@ def kv_cache_bytes(dims: LayerDims, batch: int, context: int) -> int:
     return 2 * batch * dims.n_kv_heads * (context + 1) * dims.head_dim * 2
 
 
+@dataclasses.dataclass
+class _Sweep:
+    """One :func:`run_layers` call's state: the rows and failures it collects, its budgets, its bar."""
+
+    env: Any
+    nvml: Any
+    budget_s: float  # for all layer cases together; cases after it is spent are listed as skipped
+    case_budget_s: float
+    t0: float  # time.perf_counter() when the sweep began, for budget_s
+    progress: Any = None
+    task: Any = None
+    rows: list[dict] = dataclasses.field(default_factory=list)
+    failures: list[dict] = dataclasses.field(default_factory=list)
+
+    def base(self, dims, mode, graph, batch, seq, context):
+        env = self.env
+        tag = f"s{seq}" if mode == "prefill" else f"ctx{context}"
+        return {
+            "case_id": f"layer-{dims.model}-{mode}-b{batch}-{tag}" + ("-graph" if graph else ""),
+            "mode": mode, "graph": graph, "model": dims.model, "hidden": dims.hidden,
+            "n_q_heads": dims.n_q_heads, "n_kv_heads": dims.n_kv_heads, "head_dim": dims.head_dim,
+            "ffn_hidden": dims.ffn_hidden, "batch": batch, "seq": seq, "context": context,
+            "gpu_name": env.gpu_name, "hardware_id": env.hardware_id,
+        }
+
+    def add(self, row, t):
+        row.update(median_s=t.median_s, p10_s=t.p10_s, p90_s=t.p90_s, n_reps=t.n_reps,
+                   sm_clock_hz=t.sm_clock_hz, power_w=t.power_w)
+        self.rows.append(row)
+
+    def fail(self, row, stage, exc):
+        self.failures.append({"case_id": row["case_id"], "kernel": "layer", "impl": "vendor",
+                              "stage": stage, "error": " ".join(f"{type(exc).__name__}: {exc}".split())[:600]})
+
+    def spent(self, row) -> bool:
+        """True (and ``row`` listed as skipped) once the layers budget is spent."""
+        if time.perf_counter() - self.t0 <= self.budget_s:
+            return False
+        self.fail(row, "skipped", RuntimeError(f"layers time budget {self.budget_s:.0f} s spent"))
+        return True
+
+    def advance(self):
+        if self.task is not None:
+            self.progress.advance(self.task)
+
+
+def _prefill_case(sweep: _Sweep, layer: LlamaLayer, batch: int, seq: int) -> None:
+    import torch
+
+    row = sweep.base(layer.dims, "prefill", False, batch, seq, None)
+    if sweep.spent(row):
+        return  # a skipped prefill case leaves the bar where it is, as it always has
+    try:
+        x = torch.randn(batch, seq, layer.dims.hidden, device="cuda", dtype=torch.bfloat16)
+        cos, sin = layer.rope_tables(torch.arange(seq, device="cuda"))
+        sweep.add(row, bench([lambda: layer.prefill(x, cos, sin)], budget_s=sweep.case_budget_s,
+                             min_batches=3, nvml=sweep.nvml))
+    except Exception as exc:
+        sweep.fail(row, "run", exc)
+    sweep.advance()
+
+
+def _decode_case(sweep: _Sweep, layer: LlamaLayer, batch: int, context: int) -> None:
+    """The eager decode row, then its CUDA-graph twin from the same step (only if eager ran)."""
+    import torch
+
+    dims, case_budget_s, nvml = layer.dims, sweep.case_budget_s, sweep.nvml
+    row = sweep.base(dims, "decode", False, batch, None, context)
+    if kv_cache_bytes(dims, batch, context) > MAX_KV_BYTES:
+        sweep.fail(row, "skipped", ValueError(
+            f"KV cache {kv_cache_bytes(dims, batch, context)} bytes > {MAX_KV_BYTES:.0f}"))
+    elif not sweep.spent(row):
+        step = None
+        try:
+            step, _, _ = layer.decode_step(batch, context)
+            # Eager steps are host-bound, so they vary with the host: a longer warm-up and 4x the
+            # batches steady the median (the first eager case of the 2026-11-22 runs read 2x the next).
+            sweep.add(row, bench([step], budget_s=4 * case_budget_s, warmup_s=0.05, nvml=nvml))
+            grow = sweep.base(dims, "decode", True, batch, None, context)
+            try:
+                sweep.add(grow, bench_graph([step], budget_s=case_budget_s,
+                                            min_calls_per_graph=1, nvml=nvml))
+            except Exception as exc:
+                sweep.fail(grow, "graph", exc)
+        except Exception as exc:
+            sweep.fail(row, "run", exc)
+        finally:
+            step = None  # drop the step (and the KV cache it holds) before emptying the cache
+            torch.cuda.empty_cache()
+    sweep.advance()
+
+
 def run_layers(env, nvml, quick: bool = False, progress=None, budget_s: float = 60.0,
                case_budget_s: float | None = None) -> tuple[list[dict], list[dict]]:
     """Time the block for Llama-3-8B and -70B dims; returns (layers.csv rows, failure rows)."""
@@ -164,76 +266,15 @@ def run_layers(env, nvml, quick: bool = False, progress=None, budget_s: float = 
     prefill_cases = ((1, 512),) if quick else PREFILL_CASES
     decode_cases = ((8, 1024),) if quick else tuple(
         (b, c) for b in DECODE_BATCHES for c in DECODE_CONTEXTS)
-    rows: list[dict] = []
-    failures: list[dict] = []
     n_total = len(models) * (len(prefill_cases) + len(decode_cases))
     task = progress.add_task("layers", total=n_total) if progress is not None else None
-    t0 = time.perf_counter()
-
-    def base(dims, mode, graph, batch, seq, context):
-        tag = f"s{seq}" if mode == "prefill" else f"ctx{context}"
-        return {
-            "case_id": f"layer-{dims.model}-{mode}-b{batch}-{tag}" + ("-graph" if graph else ""),
-            "mode": mode, "graph": graph, "model": dims.model, "hidden": dims.hidden,
-            "n_q_heads": dims.n_q_heads, "n_kv_heads": dims.n_kv_heads, "head_dim": dims.head_dim,
-            "ffn_hidden": dims.ffn_hidden, "batch": batch, "seq": seq, "context": context,
-            "gpu_name": env.gpu_name, "hardware_id": env.hardware_id,
-        }
-
-    def add(row, t):
-        row.update(median_s=t.median_s, p10_s=t.p10_s, p90_s=t.p90_s, n_reps=t.n_reps,
-                   sm_clock_hz=t.sm_clock_hz, power_w=t.power_w)
-        rows.append(row)
-
-    def fail(row, stage, exc):
-        failures.append({"case_id": row["case_id"], "kernel": "layer", "impl": "vendor",
-                         "stage": stage, "error": " ".join(f"{type(exc).__name__}: {exc}".split())[:600]})
-
+    sweep = _Sweep(env, nvml, budget_s, case_budget_s, time.perf_counter(), progress, task)
     for dims in models:
         layer = LlamaLayer(dims)
         for batch, seq in prefill_cases:
-            row = base(dims, "prefill", False, batch, seq, None)
-            if time.perf_counter() - t0 > budget_s:
-                fail(row, "skipped", RuntimeError(f"layers time budget {budget_s:.0f} s spent"))
-                continue
-            try:
-                x = torch.randn(batch, seq, dims.hidden, device="cuda", dtype=torch.bfloat16)
-                cos, sin = layer.rope_tables(torch.arange(seq, device="cuda"))
-                add(row, bench([lambda: layer.prefill(x, cos, sin)], budget_s=case_budget_s,
-                               min_batches=3, nvml=nvml))
-            except Exception as exc:
-                fail(row, "run", exc)
-            finally:
-                x = cos = sin = None
-            if task is not None:
-                progress.advance(task)
+            _prefill_case(sweep, layer, batch, seq)
         for batch, context in decode_cases:
-            row = base(dims, "decode", False, batch, None, context)
-            if kv_cache_bytes(dims, batch, context) > MAX_KV_BYTES:
-                fail(row, "skipped", ValueError(
-                    f"KV cache {kv_cache_bytes(dims, batch, context)} bytes > {MAX_KV_BYTES:.0f}"))
-            elif time.perf_counter() - t0 > budget_s:
-                fail(row, "skipped", RuntimeError(f"layers time budget {budget_s:.0f} s spent"))
-            else:
-                step = None
-                try:
-                    step, _, _ = layer.decode_step(batch, context)
-                    # Eager steps are host-bound, so they vary with the host: a longer warm-up and 4x the
-                    # batches steady the median (the first eager case of the 2026-11-22 runs read 2x the next).
-                    add(row, bench([step], budget_s=4 * case_budget_s, warmup_s=0.05, nvml=nvml))
-                    grow = base(dims, "decode", True, batch, None, context)
-                    try:
-                        add(grow, bench_graph([step], budget_s=case_budget_s,
-                                              min_calls_per_graph=1, nvml=nvml))
-                    except Exception as exc:
-                        fail(grow, "graph", exc)
-                except Exception as exc:
-                    fail(row, "run", exc)
-                finally:
-                    step = None
-                    torch.cuda.empty_cache()
-            if task is not None:
-                progress.advance(task)
+            _decode_case(sweep, layer, batch, context)
         del layer
         torch.cuda.empty_cache()
-    return rows, failures
+    return sweep.rows, sweep.failures

@@ -114,28 +114,59 @@ def _sustain(torch, nvml, name, step, work_per_step, run_s, warmup_s, interval_s
     return row, trace
 
 
-def run_power(env, nvml, run_s: float = 6.0, warmup_s: float | None = None,
-              interval_s: float = 0.05, progress=None) -> tuple[list[dict], list[dict], dict]:
-    """Sustained compute / memory / decode / idle runs; returns (power rows, trace rows, metadata)."""
-    import torch
-
-    from validate.layers import LLAMA_3_8B, LlamaLayer
-
-    warmup_s = warmup_s if warmup_s is not None else min(1.0, 0.2 * run_s)
-    instant = nvml.available and nvml.instant_power_w() is not None
-    meta = {
+def _power_meta(nvml, run_s: float, warmup_s: float, interval_s: float, instant: bool) -> dict:
+    """environment.json's account of how the power runs were sampled."""
+    return {
         "run_s": run_s, "warmup_s": warmup_s, "interval_s": interval_s,
         "power_sample": "NVML POWER_INSTANT field" if instant else
         "nvmlDeviceGetPowerUsage (trailing ~1 s average on Hopper)",
         "mean_power_w": "energy counter difference / duration where available, else sample mean",
         "nvml_available": nvml.available,
     }
+
+
+def _gemm_step_flops() -> float | None:
+    """FLOPs of one GEMM_SIZE³ product, from the kernels module's count."""
     try:
         from kernels.gemm import flops as gemm_flops
 
-        gemm_step_flops = gemm_flops(GEMM_SIZE, GEMM_SIZE, GEMM_SIZE)
+        return gemm_flops(GEMM_SIZE, GEMM_SIZE, GEMM_SIZE)
     except Exception:  # counts come from the kernels module; without it, leave the rate empty
-        gemm_step_flops = None
+        return None
+
+
+def _decode_graph(torch):
+    """A Llama-3-8B decode step captured as a CUDA graph; returns (graph, step, layer).
+
+    The step and layer are returned with the graph because the graph replays on their weights and
+    KV cache: the caller keeps all three alive until it is done replaying.
+    """
+    from validate.layers import LLAMA_3_8B, LlamaLayer
+
+    layer = LlamaLayer(LLAMA_3_8B)
+    step, _, _ = layer.decode_step(DECODE_BATCH, DECODE_CONTEXT)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph, step, layer
+
+
+def run_power(env, nvml, run_s: float = 6.0, warmup_s: float | None = None,
+              interval_s: float = 0.05, progress=None) -> tuple[list[dict], list[dict], dict]:
+    """Sustained compute / memory / decode / idle runs; returns (power rows, trace rows, metadata)."""
+    import torch
+
+    from validate.layers import LLAMA_3_8B
+
+    warmup_s = warmup_s if warmup_s is not None else min(1.0, 0.2 * run_s)
+    instant = nvml.available and nvml.instant_power_w() is not None
+    meta = _power_meta(nvml, run_s, warmup_s, interval_s, instant)
+    gemm_step_flops = _gemm_step_flops()
 
     rows, traces = [], []
     task = progress.add_task("power", total=4) if progress is not None else None
@@ -161,16 +192,7 @@ def run_power(env, nvml, run_s: float = 6.0, warmup_s: float | None = None,
     del src, dst
     torch.cuda.empty_cache()
 
-    layer = LlamaLayer(LLAMA_3_8B)
-    step, _, _ = layer.decode_step(DECODE_BATCH, DECODE_CONTEXT)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
+    graph, step, layer = _decode_graph(torch)
     record(_sustain(torch, nvml, "decode", graph.replay, (None, None), run_s, warmup_s,
                     interval_s, instant))
     meta["decode"] = {"model": LLAMA_3_8B.model, "batch": DECODE_BATCH, "context": DECODE_CONTEXT,
