@@ -36,7 +36,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from validate.runner import (KERNEL_COLUMNS, kernel_sections, make_runner, run_sections,  # noqa: E402
+from validate.cases import kernel_sections  # noqa: E402
+from validate.runner import (KERNEL_COLUMNS, make_runner, run_sections,  # noqa: E402
                              write_csv_atomic, write_json_atomic)
 
 SECTIONS_OF = {  # --only name -> validate.runner sections

@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from validate.cases import kernel_sections
 from validate.env import Environment
 from validate.runner import (CHECK_REL_TOL, DEFAULT_OUT_DIR, FAILURE_COLUMNS, GRAPH_BELOW_S,
-                             KERNEL_COLUMNS, Group, Runner, SweepConfig, kernel_sections,
+                             KERNEL_COLUMNS, Group, Runner, SweepConfig,
                              make_runner, measure_repeats, repeat_groups, run_sections,
                              write_csv_atomic, write_json_atomic)
 

@@ -2,13 +2,13 @@
 
 What a case is (:class:`Group` of :class:`Variant` implementations on shared input sets), how a
 sweep is configured (:class:`SweepConfig`: per-case and per-section time budgets), the order the
-sections run in (:func:`kernel_sections`: vendor references first, Triton GEMM and prefill last,
+sections run in (:func:`validate.cases.kernel_sections`: vendor references first, Triton GEMM and prefill last,
 interleaved), how one group is timed (:class:`Runner`, through :mod:`validate.timing`), which cases
 are timed again (:func:`measure_repeats`) and how rows are written (:func:`write_csv_atomic`,
 :func:`write_json_atomic`, columns :data:`KERNEL_COLUMNS` and :data:`FAILURE_COLUMNS`).
 
 Users: :func:`validate.run.run_all` (``hwperf validate``, ``python3 -m validate``; also reachable as
-``validate.runner.run_all``) and ``benchmarks/bench_kernels.py`` (a report over the same sections).
+``validate.measure.run_all``) and ``benchmarks/bench_kernels.py`` (a report over the same sections).
 
 Timing method: :mod:`validate.timing` (CUDA events, warm-up, fixed time budget per case, inputs
 rotated so L2 is not measured; kernels faster than :data:`GRAPH_BELOW_S` get a second row timed
@@ -261,35 +261,6 @@ class SweepConfig:
 Section = tuple[str, Callable[[], list[Group]]]
 
 
-def kernel_sections(torch, kern: Kernels, cfg: SweepConfig) -> list[Section]:
-    """The kernel sections in the order they run, as (name, build groups) pairs (:data:`SECTIONS`).
-
-    Vendor references of GEMM and prefill first, their Triton rows last: Triton autotunes per
-    shape (seconds each), so if a section's time budget runs out it is Triton coverage that
-    thins, spread evenly over the grid by the interleaved order, never the vendor baseline.
-    Groups are built when their section starts.
-    """
-    from validate.cases import attention, copies, gemm
-
-    fp8_ok = torch.cuda.get_device_capability(0) >= (8, 9)
-    sections = [
-        ("gemm", lambda: only_impl(gemm.gemm_groups(torch, kern, cfg), "vendor")),
-        ("attention_prefill", lambda: only_impl(attention.prefill_groups(torch, kern, cfg), "vendor")),
-        ("attention_decode", lambda: attention.decode_groups(torch, kern, cfg)),
-        ("copy", lambda: copies.copy_groups(torch, kern, cfg)),
-        ("host", lambda: copies.host_groups(torch, kern, cfg)),
-        ("kv", lambda: copies.kv_groups(torch, kern, cfg)),
-        ("gemm_fp8", lambda: gemm.gemm_groups(torch, kern, cfg, fp8=True) if fp8_ok else []),
-        ("gemm_triton", lambda: interleave(only_impl(gemm.gemm_groups(torch, kern, cfg), "triton"),
-                                           "m", gemm.GEMM_M_TRITON)),
-        ("attention_prefill_triton", lambda: interleave(
-            only_impl(attention.prefill_groups(torch, kern, cfg), "triton"), "seq",
-            attention.PREFILL_SEQS)),
-    ]
-    assert tuple(name for name, _ in sections) == SECTIONS
-    return sections
-
-
 # ---------------------------------------------------------------------------------------- runner
 
 class Runner:
@@ -475,12 +446,3 @@ def make_runner(hardware_id: str | None = None, quick: bool = False) -> Runner:
     torch.backends.cuda.matmul.allow_tf32 = False  # bf16/fp8 only; keep fp32 paths honest
     return Runner(torch, env, nvml, cfg, Kernels())
 
-
-def __getattr__(name: str):
-    """``run_all``, ``RunResult`` and ``headline`` live in :mod:`validate.run`, which imports this
-    module; they are reachable from here too."""
-    if name in ("run_all", "RunResult", "headline"):
-        from validate import run
-
-        return getattr(run, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
