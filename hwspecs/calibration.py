@@ -98,6 +98,10 @@ class Calibration(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _migrate(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("power"), dict) and set(data["power"]) & _DROPPED_POWER:
+            warnings.warn(f"calibration {data.get('hardware_id', '?')}: power.sustained_clock_frac and "
+                          "throttle_time_constant_s are replaced by the power model; ignored", stacklevel=2)
+            data = {**data, "power": {k: v for k, v in data["power"].items() if k not in _DROPPED_POWER}}
         if isinstance(data, dict) and _is_flat(data):
             warnings.warn(f"calibration {data.get('hardware_id', '?')} is in the pre-group (flat) format; "
                           "read through migrate_flat — rewrite it with `hwperf calibrate`", stacklevel=2)
@@ -152,10 +156,11 @@ _FLAT = {
     "d2h_pageable_efficiency_frac": "host.d2h_pageable_efficiency_frac",
     "h2d_pageable_large_efficiency_frac": "host.h2d_pageable_large_efficiency_frac",
     "pageable_fast_bytes": "host.pageable_fast_bytes", "pageable_transfer_latency_s": "host.pageable_latency_s",
-    "sustained_clock_frac": "power.sustained_clock_frac",
-    "power_throttle_time_constant_s": "power.throttle_time_constant_s",
 }
-_DROPPED = {"kernel_family", "gemm_tile_m", "gemm_tile_n"}  # tile_m/n become gemm.tile
+# kernel_family: impl says it; tile_m/n become gemm.tile; the sustained clock fraction and its time constant
+# gave way to the power model (hwspecs.effects.PowerParams), which settles the clock itself.
+_DROPPED = {"kernel_family", "gemm_tile_m", "gemm_tile_n", "sustained_clock_frac", "power_throttle_time_constant_s"}
+_DROPPED_POWER = {"sustained_clock_frac", "throttle_time_constant_s"}
 
 
 def _is_flat(data: dict) -> bool:

@@ -152,20 +152,44 @@ class HostParams(_Group):
     h2d_pageable_efficiency_frac: float = fit_field(0.20, fit=FRAC_FIT, stage="host_copy", gt=0, le=1.2)
     d2h_pageable_efficiency_frac: float = fit_field(0.20, fit=FRAC_FIT, stage="host_copy", gt=0, le=1.2)
     h2d_pageable_large_efficiency_frac: float = fit_field(0.16, fit=FRAC_FIT, stage="host_copy", gt=0, le=1.2)
+    # One eager call timed with CUDA events around it waits for the host to issue it: per call, by kernel
+    # family (H200 host: cuBLAS GEMM 14-28 µs, issue "Power, clocks and energy"; Triton 3.6's launcher
+    # 50-140 µs on the H100 host, benchmarks/results/).
+    eager_call_cublas_s: float = fit_field(15.0e-6, fit=(0.0, 500e-6), stage="eager_call", ge=0)
+    eager_call_sdpa_s: float = fit_field(30.0e-6, fit=(0.0, 500e-6), stage="eager_call", ge=0)
+    eager_call_copy_s: float = fit_field(10.0e-6, fit=(0.0, 500e-6), stage="eager_call", ge=0)
+    eager_call_triton_s: float = fit_field(60.0e-6, fit=(0.0, 500e-6), stage="eager_call", ge=0)
     # Not fitted: at 4× size steps the break point is not identifiable (any value between two sizes fits).
     pageable_fast_bytes: float = fit_field(64.0e6, ge=0)
     pageable_latency_s: float = fit_field(20.0e-6, fit=(0.0, 500e-6), stage="host_copy", ge=0)
 
 
 class PowerParams(_Group):
-    """The power limit's effect on the clock of long compute-bound work."""
+    """Board power and the clock it allows (DVFS under the power limit).
+
+        P(φ) = P_idle + P_active·φ^(1+γ)·busy + (E_tensor·φ^γ·FLOPs + E_dram·bytes) / t
+
+    φ = SM clock / boost clock; γ: energy per operation scales with V², V rising with the clock
+    (so tensor power at a fixed FLOP rate scales as φ^γ, clock-tree power as φ^(1+γ)); busy: the fraction
+    of the time kernels run. E_tensor = ``tensor_power_frac`` × TDP / dense peak (energy per FLOP at
+    boost), E_dram = ``dram_power_frac`` × TDP / HBM bandwidth — relative to the datasheet, so a prior
+    transfers across devices of one family. Under load the clock settles at the highest φ whose P(φ)
+    stays within the power limit ("sustained"); right after idle it runs at boost ("burst").
+    Defaults: rounded from an H200's NVML runs at its 700 W limit (hwperf measurement, 2026-11-29/12-01,
+    validate/measurements/h200-sxm-141gb/power.csv): bf16 GEMMs 689 W at 1457 MHz, copies 606-656 W at
+    1976 MHz, idle 126 W after load.
+    """
 
     NAME: ClassVar[str] = "power"
-    # H100 SXM bf16 GEMMs settle at 0.67-0.70 of peak vs 0.83 burst: a clock ≈ 0.82 of boost (H200 run:
-    # 1980 → ~1465 MHz under continuous load). Read from the sustained-power run, not least squares.
-    sustained_clock_frac: float = fit_field(0.82, stage="power", gt=0, le=1)
-    # The clock decays from boost towards the sustained clock with this time constant.
-    throttle_time_constant_s: float = fit_field(0.5, gt=0)
+    # None: the datasheet's idle_power_w. NVML idle right after load reads higher (H200: 126-163 W).
+    idle_power_w: float | None = fit_field(None, stage="power", gt=0)
+    active_power_frac: float = fit_field(0.15, stage="power", ge=0, le=2)
+    tensor_power_frac: float = fit_field(1.6, stage="power", ge=0, le=5)
+    dram_power_frac: float = fit_field(0.6, stage="power", ge=0, le=5)
+    voltage_exponent: float = fit_field(1.5, stage="power", ge=0, le=4)
+    # The lowest clock the power manager settles at, as a fraction of boost (H100/H200 NVML minimum
+    # supported graphics clock 345 MHz ≈ 0.17; a power-capped GPU stays far above it).
+    min_clock_frac: float = fit_field(0.17, gt=0, le=1)
 
 
 KERNEL_GROUPS = (GemmParams, PrefillAttentionParams, DecodeAttentionParams, MemoryParams, LinkParams,

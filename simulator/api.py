@@ -10,7 +10,7 @@ committed profile for the device (else a same-architecture transfer prior, else 
 from __future__ import annotations
 
 import hwspecs
-from simulator import engine, memory
+from simulator import decode, engine, memory
 from simulator.engine import Setup
 from simulator.memory import DoesNotFitError
 from simulator.results import KernelPrediction, Prediction, StepPrediction
@@ -28,44 +28,53 @@ def resolve(hardware, model, calibration, impl="vendor"):
     return hw, m, cal.params(impl), label
 
 
-def setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel) -> Setup:
+def setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel, state="sustained",
+          power_cap_w=None, sm_clock_hz=None) -> Setup:
     check_dtype("weight_dtype", weight_dtype)
     check_dtype("kv_dtype", kv_dtype)
     check_activation_dtype(activation_dtype)
     tp = check_count("tensor_parallel", tensor_parallel)
-    return engine.make_setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tp)
+    return engine.make_setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tp, state, power_cap_w, sm_clock_hz)
 
 
-def _resolve_setup(hardware, model, calibration, weight_dtype, activation_dtype, kv_dtype, tensor_parallel):
+def _resolve_setup(hardware, model, calibration, *args, **power):
     hw, m, prm, label = resolve(hardware, model, calibration)
-    return setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel), label
+    return setup(hw, m, prm, *args, **power), label
 
 
 def prefill(hardware, model, batch, prompt_tokens, calibration="auto", *, weight_dtype="bf16",
-            activation_dtype="bf16", kv_dtype="bf16", tensor_parallel=1) -> StepPrediction:
-    """Prefill of ``batch`` prompts of ``prompt_tokens`` tokens (eager; power-limited clock applied)."""
+            activation_dtype="bf16", kv_dtype="bf16", tensor_parallel=1, state="sustained", power_cap_w=None,
+            sm_clock_hz=None) -> StepPrediction:
+    """Prefill of ``batch`` prompts of ``prompt_tokens`` tokens (eager) in operating ``state``
+    ("sustained": clock settled under the power limit or ``power_cap_w``; "burst": boost), optionally at
+    a locked ``sm_clock_hz``. The result carries time, power, energy and clock."""
     batch, prompt_tokens = check_count("batch", batch), check_count("prompt_tokens", prompt_tokens)
-    s, _ = _resolve_setup(hardware, model, calibration, weight_dtype, activation_dtype, kv_dtype, tensor_parallel)
-    return StepPrediction.of(engine.prefill(s, batch, prompt_tokens))
+    s, _ = _resolve_setup(hardware, model, calibration, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
+                          state=state, power_cap_w=power_cap_w, sm_clock_hz=sm_clock_hz)
+    return StepPrediction.of(engine.prefill(s, batch, prompt_tokens), s.pm)
 
 
 def decode_step(hardware, model, batch, context_tokens, calibration="auto", cuda_graph=True, *,
-                weight_dtype="bf16", activation_dtype="bf16", kv_dtype="bf16", tensor_parallel=1) -> StepPrediction:
-    """One decode step: one new token for each of ``batch`` sequences holding ``context_tokens`` tokens."""
+                weight_dtype="bf16", activation_dtype="bf16", kv_dtype="bf16", tensor_parallel=1, state="sustained",
+                power_cap_w=None, sm_clock_hz=None) -> StepPrediction:
+    """One decode step: one new token for each of ``batch`` sequences holding ``context_tokens`` tokens
+    (operating state and what-ifs as in ``prefill``)."""
     batch, context_tokens = check_count("batch", batch), check_count("context_tokens", context_tokens)
-    s, _ = _resolve_setup(hardware, model, calibration, weight_dtype, activation_dtype, kv_dtype, tensor_parallel)
-    return StepPrediction.of(engine.decode_step(s, batch, context_tokens, bool(cuda_graph)))
+    s, _ = _resolve_setup(hardware, model, calibration, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
+                          state=state, power_cap_w=power_cap_w, sm_clock_hz=sm_clock_hz)
+    return StepPrediction.of(engine.decode_step(s, batch, context_tokens, bool(cuda_graph)), s.pm)
 
 
 def predict(hardware, model, scenario: Scenario | None = None, calibration="auto") -> Prediction:
     """Serve ``scenario`` (default: ``workloads.DEFAULT_SCENARIO`` — batch 16, 2048-token prompts,
-    256 output tokens, bf16 everywhere, CUDA-graph decode) on ``hardware`` and report the headline figures.
-    Raises DoesNotFitError when the weights, or the batch's KV cache, do not fit in device memory."""
+    256 output tokens, bf16 everywhere, CUDA-graph decode, sustained operation) on ``hardware`` and report
+    the headline figures. Raises DoesNotFitError when the weights, or the batch's KV cache, do not fit."""
     sc = DEFAULT_SCENARIO if scenario is None else scenario
     if not isinstance(sc, Scenario):
         raise ValueError(f"scenario must be a workloads.Scenario, got {type(sc).__name__}")
     s, label = _resolve_setup(hardware, model, calibration, sc.weight_dtype, sc.activation_dtype, sc.kv_dtype,
-                              sc.tensor_parallel)
+                              sc.tensor_parallel, state=sc.state, power_cap_w=sc.power_cap_w,
+                              sm_clock_hz=sc.sm_clock_hz)
     memory.check_weights_fit(s)
     mem = memory.memory_breakdown(s, sc.batch, sc.prompt_tokens, sc.output_tokens, sc.kv_block_tokens)
     conc = int(memory.max_concurrency(s, sc.prompt_tokens, sc.output_tokens, sc.kv_block_tokens))
@@ -74,19 +83,29 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
             f"batch={sc.batch} of {sc.context_tokens}-token requests needs {mem['peak_memory_bytes'] / 1e9:.1f} GB "
             f"per GPU but {s.hw.id} has {s.hw.memory_bytes / 1e9:.1f} GB; at most {conc} such requests fit")
     pf = engine.prefill(s, sc.batch, sc.prompt_tokens)
-    co = engine.decode_coeffs(s, sc.batch)
-    dec_s, dec_flops, dec_hbm, steps = (float(x) for x in engine.decode_total(s, co, sc.prompt_tokens,
-                                                                              sc.output_tokens, sc.cuda_graph))
-    mid = engine.decode_step_at(s, co, sc.prompt_tokens + max(sc.output_tokens // 2, 1), sc.cuda_graph)
+    co = decode.decode_coeffs(s, sc.batch)
+    dec = decode.decode_total(s, co, sc.prompt_tokens, sc.output_tokens, sc.cuda_graph)
+    mid = decode.decode_step_at(s, co, sc.prompt_tokens + max(sc.output_tokens // 2, 1), sc.cuda_graph)
+    return _prediction(s, sc, label, mem, conc, pf, dec, mid)
+
+
+def _prediction(s: Setup, sc: Scenario, label, mem, conc, pf, dec, mid) -> Prediction:
+    steps, dec_s = float(dec.steps), float(dec.time_s)
     tpot = dec_s / steps if steps > 0 else float(mid.time_s)
-    ttft = float(pf.time_s)
+    ttft, energy = float(pf.time_s), float(pf.energy_j) + float(dec.energy_j)
+    # The first output token comes from prefill; the T − 1 others from the decode steps.
+    out_tokens = sc.batch * sc.output_tokens
     return Prediction(
         hardware_id=s.hw.id, model_id=s.model.id, scenario=sc, ttft_s=ttft, tpot_s=tpot, e2e_s=ttft + dec_s,
-        decode_tokens_per_s=sc.batch / tpot, hbm_bytes=float(pf.hbm_bytes) + dec_hbm,
-        flops=float(pf.flops) + dec_flops, peak_memory_bytes=float(mem["peak_memory_bytes"]), max_concurrency=conc,
-        memory={k: float(v) for k, v in mem.items() if k != "peak_memory_bytes"},
+        decode_tokens_per_s=sc.batch / tpot, hbm_bytes=float(pf.hbm_bytes) + float(dec.hbm_bytes),
+        flops=float(pf.flops) + float(dec.flops), peak_memory_bytes=float(mem["peak_memory_bytes"]),
+        max_concurrency=conc, memory={k: float(v) for k, v in mem.items() if k != "peak_memory_bytes"},
         prefill_bound=pf.bound, decode_bound=mid.bound, calibration=label,
-        _prefill_pairs=pf.pairs, _decode_pairs=mid.pairs)
+        _prefill_pairs=pf.pairs, _decode_pairs=mid.pairs, state=sc.state,
+        prefill_power_w=float(pf.power_w), decode_power_w=float(dec.energy_j) / dec_s if dec_s > 0 else float(mid.power_w),
+        prefill_clock_hz=float(pf.clock_hz), decode_clock_hz=float(dec.clock_frac) * s.pm.boost_clock_hz,
+        energy_j=energy, energy_per_request_j=energy / sc.batch, energy_per_output_token_j=energy / out_tokens,
+        _prefill_power=(pf.clock_frac, pf.time_s), _decode_power=(mid.clock_frac, mid.time_s), _pm=s.pm)
 
 
 __all__ = ["DoesNotFitError", "KernelPrediction", "Prediction", "StepPrediction", "decode_step", "predict",

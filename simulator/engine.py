@@ -1,16 +1,16 @@
-"""Prefill, decode steps, decode totals and single layers — finished results, vectorised over scenario points.
+"""Prefill, decode steps and single layers — finished results, vectorised over scenario points.
 
 Definitions (the README glossary repeats them):
 - TTFT: prefill of the whole batch's prompts, producing the first output token. Prefill runs eagerly.
 - decode step at context c: one new token per sequence, attention over the c tokens then in the cache.
-- decode total: Σ_{j=1}^{T-1} step(P + j) — summed exactly for the c-independent ops and by 8-node
-  Gauss–Legendre quadrature for attention (smooth in c), never by averaging the first and last step.
 - Launch: eager steps cannot run faster than the host issues kernels (max(GPU time + gaps, n_kernels ×
   eager overhead)); CUDA-graph replay adds a small gap per kernel.
-- Power: compute-bound work long enough to heat the chip runs at a lower clock; the mean clock over a
-  phase of length t decays from boost towards ``power.sustained_clock_frac`` with time constant τ.
+- Clock and power: each pass runs at the clock its operating state allows (``simulator.power``):
+  "burst" at boost, "sustained" at the highest clock whose power stays within the limit; every op of
+  the pass is timed at that clock, and the pass reports its mean power and energy.
 
-Every step-level rule (launch, clock, bound) lives here; the API and calibration call these functions.
+Every step-level rule (launch, clock, power, bound) lives here; the API and calibration call these
+functions; ``decode.py`` sums decode steps over a growing context.
 """
 
 from __future__ import annotations
@@ -24,19 +24,16 @@ import numpy as np
 import hwspecs
 from hwspecs.calibration import EffectParams
 from hwspecs.schema import Hardware
-from simulator.kinds.attention_decode import NAME as ATTN_DECODE
-from simulator.kinds.attention_prefill import attention_op
 from simulator.kinds.base import xp_for
 from simulator.ops import forward_op_list
-from simulator.roofline import at_clock, op_time
+from simulator.power import TENSOR_KINDS, PowerModel, power_model, settle
+from simulator.roofline import at_clock, knee, op_time
 from workloads.model import ModelSpec
 
-# Gauss–Legendre nodes/weights on [-1, 1] for the decode integral over context.
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
-# A compute-bound phase is labelled "power"-bound when the power-limited clock makes it at least this
-# much slower than at boost (the clock then, not the tensor cores, sets its pace).
-POWER_BOUND_MIN_SLOWDOWN_FRAC = 0.03
 BYTE_KINDS = ("weight_bytes", "act_read_bytes", "act_write_bytes", "kv_read_bytes", "kv_write_bytes")
+# A pass whose settled clock sits this far below the allowed clock is labelled "power"-bound (when its
+# time is mostly compute): the power limit, not the tensor cores, set its pace.
+POWER_BOUND_CLOCK_FRAC = 0.999
 
 
 @dataclass(frozen=True)
@@ -50,6 +47,7 @@ class Setup:
     tp: int
     link_bytes_per_s: float | None
     host_link_bytes_per_s: float
+    pm: PowerModel
 
 
 @lru_cache(maxsize=64)
@@ -59,19 +57,20 @@ def link_rate(link_id: str | None) -> float | None:
 
 
 def make_setup(hw: Hardware, model: ModelSpec, prm: EffectParams, weight_dtype="bf16", act_dtype="bf16",
-               kv_dtype="bf16", tp: int = 1) -> Setup:
+               kv_dtype="bf16", tp: int = 1, state="sustained", power_cap_w=None, sm_clock_hz=None) -> Setup:
     hw.peak(act_dtype)  # raises a clear error when the device lacks that dtype
     if tp > 1 and hw.scaleup_bandwidth_bytes_per_s is None:
         raise ValueError(f"tensor_parallel={tp} needs a scale-up link, and {hw.id} has none (scaleup_link)")
     return Setup(hw, model, prm, weight_dtype, act_dtype, kv_dtype, tp, hw.scaleup_bandwidth_bytes_per_s,
-                 link_rate(hw.host_link))
+                 link_rate(hw.host_link), power_model(hw, prm, state, power_cap_w, sm_clock_hz))
 
 
 @dataclass(frozen=True)
 class PhaseResult:
     """One forward pass (or one decoder layer): ``time_s`` as the user sees it (launch rule applied),
-    ``gpu_s`` the kernels' own time, FLOPs and HBM bytes (``bytes`` by kind, per pass), the mean clock
-    fraction, the dominant bound, and ``pairs``: (Op, OpTime) per op in execution order."""
+    ``gpu_s`` the kernels' own time, FLOPs and HBM bytes (``bytes`` by kind, per pass), the settled clock
+    (fraction of boost, and in Hz), mean board power and energy of the pass, the dominant bound, and
+    ``pairs``: (Op, OpTime) per op in execution order, timed at the settled clock."""
 
     phase: str
     time_s: Any
@@ -82,18 +81,13 @@ class PhaseResult:
     bound: Any
     clock_frac: Any
     pairs: tuple
+    power_w: Any = None
+    energy_j: Any = None
+    clock_hz: Any = None
 
     @property
     def bytes(self) -> dict:
         return {k: sum(getattr(op, k) * op.n_repeats for op, _ in self.pairs) for k in BYTE_KINDS}
-
-
-def sustained_clock_frac(duration_s, prm: EffectParams):
-    """Mean clock fraction over a compute-bound phase of ``duration_s``: the clock decays from boost (1)
-    to the sustained fraction s with time constant τ: s + (1 − s)·(τ/t)·(1 − e^(−t/τ))."""
-    s, tau = prm.power.sustained_clock_frac, prm.power.throttle_time_constant_s
-    t = np.maximum(np.asarray(duration_s, dtype=float), 1e-12)
-    return s + (1.0 - s) * (tau / t) * (1.0 - np.exp(-t / tau))
 
 
 def launch_bound_s(gpu_s, n_kernels, prm: EffectParams, cuda_graph):
@@ -130,6 +124,24 @@ def totals(pairs):
     return gpu, n_kernels, flops, hbm
 
 
+def work(pairs):
+    """(tensor-core FLOPs, DRAM bytes) of a pass: what its dynamic energy is spent on."""
+    tensor = sum(op.flops * op.n_repeats for op, _ in pairs if op.kind in TENSOR_KINDS)
+    return tensor, sum(op.hbm_bytes * op.n_repeats for op, _ in pairs)
+
+
+def gpu_at(pairs, phi, prm: EffectParams):
+    """GPU time of boost-timed ``pairs`` with every compute term at clock fraction ``phi`` (no kind is
+    re-evaluated: compute time scales as 1/φ)."""
+    xp = xp_for(phi, pairs[0][1].time_s)
+    p = prm.gemm.knee_exponent
+    total = 0.0
+    for op, t in pairs:
+        body = knee(t.compute_s / phi, t.memory_s, p, xp)
+        total = total + op.n_repeats * (t.latency_s + xp.maximum(body, t.link_s))
+    return total
+
+
 def step_bound(pairs) -> str:
     """The bound that accounts for most of a pass's time (scalar passes only)."""
     by: dict[str, float] = {}
@@ -138,34 +150,40 @@ def step_bound(pairs) -> str:
     return max(by, key=by.get)
 
 
-def _finish(phase, pairs, prm, cuda_graph, clock=1.0, gpu_at_boost=None) -> PhaseResult:
-    gpu, n, flops, hbm = totals(pairs)
-    time = launch_bound_s(gpu, n, prm, cuda_graph)
+def settled(s: Setup, phase: str, boost_pairs, cuda_graph) -> PhaseResult:
+    """The pass at the clock its operating state settles at, with its power, energy and bound."""
+    n = sum(op.n_repeats for op, _ in boost_pairs)
+    tensor, dram = work(boost_pairs)
+
+    def power_at(phi):
+        gpu = gpu_at(boost_pairs, phi, s.prm)
+        return s.pm.power_w(phi, launch_bound_s(gpu, n, s.prm, cuda_graph), gpu, tensor, dram)
+
+    phi = settle(s.pm, power_at)
+    pairs = tuple((op, at_clock(t, phi, s.prm)) for op, t in boost_pairs)
+    gpu, _, flops, hbm = totals(pairs)
+    time = launch_bound_s(gpu, n, s.prm, cuda_graph)
+    power = s.pm.power_w(phi, time, gpu, tensor, dram)
     bound = None
     if np.ndim(gpu) == 0 and pairs[0][1].bound is not None:
         bound = step_bound(pairs)
-        if not cuda_graph and n * prm.host.eager_launch_overhead_s >= gpu + n * prm.launch.graph_gap_s:
+        if not cuda_graph and n * s.prm.host.eager_launch_overhead_s >= gpu + n * s.prm.launch.graph_gap_s:
             bound = "launch"  # the host's issue rate, not the GPU, set the pace
-        elif bound == "compute" and gpu_at_boost is not None and gpu > gpu_at_boost * (1 + POWER_BOUND_MIN_SLOWDOWN_FRAC):
+        elif bound == "compute" and phi < s.pm.phi_max * POWER_BOUND_CLOCK_FRAC:
             bound = "power"
-    return PhaseResult(phase, time, gpu, n, flops, hbm, bound, clock, pairs)
+    return PhaseResult(phase, time, gpu, n, flops, hbm, bound, phi, pairs, power, power * time,
+                       phi * s.pm.boost_clock_hz)
 
 
 def prefill(s: Setup, batch, prompt_tokens, layer_only=False, cuda_graph=False, with_bound=True) -> PhaseResult:
-    """Prefill of ``batch`` prompts of ``prompt_tokens`` (eager unless ``cuda_graph``). The clock is one
-    fixed-point step: time at boost → mean clock over that time → compute terms at that clock."""
-    boost = _timed_pass(s, batch, prompt_tokens, prompt_tokens, layer_only, with_bound)
-    gpu0, n, _, _ = totals(boost)
-    clock = sustained_clock_frac(launch_bound_s(gpu0, n, s.prm, cuda_graph), s.prm)
-    if np.ndim(clock) == 0:
-        clock = float(clock)
-    pairs = tuple((op, at_clock(t, clock, s.prm)) for op, t in boost)
-    return _finish("prefill", pairs, s.prm, cuda_graph, clock, gpu0)
+    """Prefill of ``batch`` prompts of ``prompt_tokens`` (eager unless ``cuda_graph``)."""
+    return settled(s, "prefill", _timed_pass(s, batch, prompt_tokens, prompt_tokens, layer_only, with_bound),
+                   cuda_graph)
 
 
 def decode_step(s: Setup, batch, context_tokens, cuda_graph=True, layer_only=False) -> PhaseResult:
     """One decode step: one token per sequence, attention over ``context_tokens``."""
-    return _finish("decode", _timed_pass(s, batch, 1, context_tokens, layer_only), s.prm, cuda_graph)
+    return settled(s, "decode", _timed_pass(s, batch, 1, context_tokens, layer_only), cuda_graph)
 
 
 def layer(s: Setup, mode: str, batch, tokens, cuda_graph) -> PhaseResult:
@@ -174,80 +192,3 @@ def layer(s: Setup, mode: str, batch, tokens, cuda_graph) -> PhaseResult:
     if mode == "prefill":
         return prefill(s, batch, tokens, layer_only=True, cuda_graph=cuda_graph)
     return decode_step(s, batch, tokens, cuda_graph, layer_only=True)
-
-
-# ---- decode over many steps ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class DecodeCoeffs:
-    """A decode step as a function of context c, for fixed batch: every op but attention is constant in c.
-    Attention's FLOPs and bytes are exactly linear in c (value at c = 0 + slope·c); its time is not
-    (split-KV occupancy changes with c), so attention ops are kept to be timed at each context."""
-
-    const_gpu_s: object
-    n_kernels: int
-    const_flops: object
-    const_hbm_bytes: object
-    attention: tuple  # per attention op: (op at c = 0, FLOPs slope, bytes slope)
-    pairs0: tuple  # (Op, OpTime) of the step at c = 0
-
-
-def decode_coeffs(s: Setup, batch, with_bound=True) -> DecodeCoeffs:
-    """Evaluate the decode graph at context 0 (and attention's counts at 1): the constant part and slopes."""
-    pairs0 = _timed_pass(s, batch, 1, 0.0, with_bound=with_bound)
-    const_gpu = const_flops = const_hbm = 0.0
-    attn = []
-    for op0, t0 in pairs0:
-        if op0.kind == ATTN_DECODE:
-            op1 = _attention_at(s, op0, op0.shape["batch"], 1.0)
-            attn.append((op0, op1.flops - op0.flops, op1.hbm_bytes - op0.hbm_bytes))
-        else:
-            const_gpu = const_gpu + t0.time_s * op0.n_repeats
-            const_flops = const_flops + op0.flops * op0.n_repeats
-            const_hbm = const_hbm + op0.hbm_bytes * op0.n_repeats
-    n_kernels = sum(op.n_repeats for op, _ in pairs0)
-    return DecodeCoeffs(const_gpu, n_kernels, const_flops, const_hbm, tuple(attn), pairs0)
-
-
-def _attention_at(s: Setup, op0, batch, context):
-    sh = op0.shape
-    return attention_op(op0.name, batch, 1, context, sh["n_q_heads"], sh["n_kv_heads"], sh["head_dim"],
-                        act_dtype=s.act_dtype, kv_dtype=s.kv_dtype, n_repeats=op0.n_repeats)
-
-
-def decode_step_at(s: Setup, co: DecodeCoeffs, context_tokens, cuda_graph=True) -> PhaseResult:
-    """The step at one context from the coefficients: only attention is re-timed."""
-    pairs = []
-    for op, t in co.pairs0:
-        if op.kind == ATTN_DECODE:
-            op = _attention_at(s, op, op.shape["batch"], context_tokens)
-            t = op_time(op, s.hw, s.prm)
-        pairs.append((op, t))
-    return _finish("decode", tuple(pairs), s.prm, cuda_graph)
-
-
-def decode_total(s: Setup, co: DecodeCoeffs, prompt_tokens, output_tokens, cuda_graph=True):
-    """Σ over the T−1 decode steps after prefill, at contexts P+1 … P+T−1.
-
-    The constant part is summed exactly. step(c) — attention timed at each context, then the launch rule —
-    is integrated by 8-node Gauss–Legendre over [P + ½, P + T − ½], which sums any linear function over
-    the integers exactly (tests compare with the per-token sum). FLOPs and bytes are summed exactly:
-    Σ_j (P + j) = (T−1)·P + (T−1)·T/2. Arguments broadcast (batch in ``co``, P and T on their own axes).
-    Returns (total_s, flops, hbm_bytes, steps)."""
-    P = np.asarray(prompt_tokens, dtype=float)
-    T = np.asarray(output_tokens, dtype=float)
-    steps = np.maximum(T - 1.0, 0.0)
-    sum_ctx = steps * P + steps * T / 2.0
-    flops = steps * co.const_flops
-    hbm = steps * co.const_hbm_bytes
-    half = (T - 1.0) / 2.0
-    ctx = (P + T / 2.0)[..., None] + half[..., None] * _GL_X  # (..., 8)
-    step = np.asarray(co.const_gpu_s, dtype=float)[..., None] + 0.0 * ctx
-    for op0, d_flops, d_hbm in co.attention:
-        op = _attention_at(s, op0, np.asarray(op0.shape["batch"], dtype=float)[..., None], ctx)
-        step = step + op0.n_repeats * op_time(op, s.hw, s.prm, with_bound=False).time_s
-        flops = flops + op0.n_repeats * (steps * op0.flops + d_flops * sum_ctx)
-        hbm = hbm + op0.n_repeats * (steps * op0.hbm_bytes + d_hbm * sum_ctx)
-    step = launch_bound_s(step, co.n_kernels, s.prm, cuda_graph)
-    total = half * (step @ _GL_W)
-    return np.where(steps > 0, total, 0.0), flops, hbm, steps

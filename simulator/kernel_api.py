@@ -10,8 +10,11 @@ from simulator import kinds
 from simulator.api import resolve
 from simulator.engine import link_rate
 from simulator.kinds.base import Op
+from simulator.power import op_power_w, power_model, settle
 from simulator.results import KernelPrediction
-from simulator.roofline import op_time
+from simulator.roofline import at_clock, op_time
+
+LAUNCHES = ("graph", "eager")
 
 
 def kernel_op(kernel: str, **shape) -> Op:
@@ -19,16 +22,37 @@ def kernel_op(kernel: str, **shape) -> Op:
     return kinds.get(kernel).op(**shape)
 
 
-def predict_kernel(hardware, kernel: str, calibration="auto", impl="vendor", **shape) -> KernelPrediction:
-    """GPU time of one kernel (no host launch): "gemm" (m, n, k, dtype), "attention_prefill" (batch, seq,
+def eager_call_s(kind, prm) -> float:
+    """Host time before one eagerly launched kernel of this kind reaches the GPU (its library's launcher)."""
+    library = "triton" if prm.impl == "triton" else kind.library
+    return getattr(prm.host, f"eager_call_{library}_s")
+
+
+def predict_kernel(hardware, kernel: str, calibration="auto", impl="vendor", *, state="sustained", launch="graph",
+                   power_cap_w=None, sm_clock_hz=None, **shape) -> KernelPrediction:
+    """Time, power and clock of one kernel: "gemm" (m, n, k, dtype), "attention_prefill" (batch, seq,
     n_q_heads, n_kv_heads, head_dim, causal=True, dtype), "attention_decode" (batch, context, n_q_heads,
     n_kv_heads, head_dim, dtype, paged=False: a block-table KV cache), "copy" (bytes, device→device),
     "h2d"/"d2h" (bytes, pinned=True), "elementwise" (n_elements, dtype), collectives "allreduce",
-    "all_gather", "reduce_scatter", "all_to_all" (bytes per rank, n_ranks, dtype). ``impl``: "vendor"
-    (cuBLAS / SDPA / copy_ / NCCL) or "triton" (hwperf's kernels)."""
+    "all_gather", "reduce_scatter", "all_to_all" (bytes per rank, n_ranks, dtype).
+
+    ``impl``: "vendor" (cuBLAS / SDPA / copy_ / NCCL) or "triton" (hwperf's kernels). ``state``:
+    "sustained" (run back to back: the clock settles under the power limit or ``power_cap_w``) or "burst"
+    (right after idle: boost clock); ``sm_clock_hz`` locks the clock. ``launch``: "graph" — GPU time, as
+    CUDA-graph replay or back-to-back calls see it — or "eager": one call timed alone with CUDA events
+    around it, which includes the host's launch of that kernel library."""
+    if launch not in LAUNCHES:
+        raise ValueError(f"launch must be one of {', '.join(LAUNCHES)}, got {launch!r}")
     hw, _, prm, _ = resolve(hardware, None, calibration, impl)
-    op = kernel_op(kernel, **shape)
-    t = op_time(op, hw, prm, link_bytes_per_s=hw.scaleup_bandwidth_bytes_per_s,
-                host_link_bytes_per_s=link_rate(hw.host_link))
-    return KernelPrediction(float(t.time_s), float(op.flops), float(op.hbm_bytes), str(t.bound), float(t.compute_s),
-                            float(t.memory_s), float(t.latency_s), float(t.link_s))
+    pm = power_model(hw, prm, state, power_cap_w, sm_clock_hz)
+    kind = kinds.get(kernel)
+    op = kind.op(**shape)
+    boost = op_time(op, hw, prm, link_bytes_per_s=hw.scaleup_bandwidth_bytes_per_s,
+                    host_link_bytes_per_s=link_rate(hw.host_link))
+    phi = settle(pm, lambda f: op_power_w(pm, op, at_clock(boost, f, prm), f))
+    t = at_clock(boost, phi, prm)
+    power = float(op_power_w(pm, op, t, phi))
+    time = t.time_s + (eager_call_s(kind, prm) if launch == "eager" else 0.0)
+    return KernelPrediction(float(time), float(op.flops), float(op.hbm_bytes), str(t.bound), float(t.compute_s),
+                            float(t.memory_s), float(t.latency_s), float(t.link_s), power, power * t.time_s,
+                            phi * hw.boost_clock_hz, state, launch, float(t.time_s))

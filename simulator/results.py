@@ -8,30 +8,37 @@ from typing import Any
 
 import pandas as pd
 
+from simulator.power import op_power_w
 from workloads.scenario import Scenario
 
 OP_COLUMNS = ["phase", "op", "kind", "scope", "n_repeats", "flops", "weight_bytes", "act_read_bytes",
               "act_write_bytes", "kv_read_bytes", "kv_write_bytes", "hbm_bytes", "compute_s", "memory_s",
-              "latency_s", "link_s", "time_s", "total_time_s", "bound", "intensity_flops_per_byte"]
+              "latency_s", "link_s", "time_s", "total_time_s", "bound", "intensity_flops_per_byte", "clock_hz",
+              "power_w", "energy_j"]
 
 
-def ops_frame(phase: str, pairs) -> pd.DataFrame:
-    """One row per op of a pass: counts per execution, times per execution, ``total_time_s`` × n_repeats."""
+def ops_frame(phase: str, pairs, pm=None, clock_frac=1.0) -> pd.DataFrame:
+    """One row per op of a pass: counts per execution, times per execution, ``total_time_s`` × n_repeats;
+    the pass's clock, and the board power while the op runs (its energy: × n_repeats)."""
     rows = []
     for op, t in pairs:
         hbm = float(op.hbm_bytes)
+        power = float(op_power_w(pm, op, t, clock_frac)) if pm is not None else math.nan
         rows.append((phase, op.name, op.kind, op.scope, op.n_repeats, float(op.flops), float(op.weight_bytes),
                      float(op.act_read_bytes), float(op.act_write_bytes), float(op.kv_read_bytes),
                      float(op.kv_write_bytes), hbm, t.compute_s, t.memory_s, t.latency_s, t.link_s, t.time_s,
-                     t.time_s * op.n_repeats, t.bound, float(op.flops) / hbm if hbm else math.inf))
+                     t.time_s * op.n_repeats, t.bound, float(op.flops) / hbm if hbm else math.inf,
+                     clock_frac * pm.boost_clock_hz if pm is not None else math.nan, power,
+                     power * t.time_s * op.n_repeats))
     return pd.DataFrame(rows, columns=OP_COLUMNS)
 
 
 @dataclass(frozen=True)
 class StepPrediction:
     """One forward pass. ``ops``: one row per op (per execution times; ``total_time_s`` = × n_repeats).
-    ``gpu_s``: the kernels' own time (``time_s`` adds the launch rule); ``clock_frac``: mean SM clock
-    as a fraction of boost over the pass."""
+    ``gpu_s``: the kernels' own time (``time_s`` adds the launch rule); ``clock_frac``: the settled SM
+    clock as a fraction of boost (``clock_hz`` in Hz); ``power_w`` mean board power over the pass,
+    ``energy_j`` = power × time."""
 
     time_s: float
     hbm_bytes: float
@@ -41,16 +48,20 @@ class StepPrediction:
     _phase: str = field(repr=False, default="")
     gpu_s: float = 0.0
     clock_frac: float = 1.0
+    clock_hz: float = 0.0
+    power_w: float = 0.0
+    energy_j: float = 0.0
+    _pm: Any = field(repr=False, default=None)
 
     @classmethod
-    def of(cls, r) -> "StepPrediction":
-        """From an engine ``PhaseResult``."""
+    def of(cls, r, pm=None) -> "StepPrediction":
+        """From an engine ``PhaseResult`` (and the power model it ran under, for the per-op table)."""
         return cls(float(r.time_s), float(r.hbm_bytes), float(r.flops), r.bound, r.pairs, r.phase, float(r.gpu_s),
-                   float(r.clock_frac))
+                   float(r.clock_frac), float(r.clock_hz), float(r.power_w), float(r.energy_j), pm)
 
     @property
     def ops(self) -> pd.DataFrame:
-        return ops_frame(self._phase, self._pairs)
+        return ops_frame(self._phase, self._pairs, self._pm, self.clock_frac)
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,10 @@ class Prediction:
     ttft_s: prefill of the batch; tpot_s: mean decode step; e2e_s: ttft + all decode steps;
     decode_tokens_per_s: batch × decode steps / decode time; hbm_bytes: HBM traffic of the whole
     request batch (prefill + decode); peak_memory_bytes: weights + KV at the final context + activations
-    + runtime reserve; max_concurrency: requests of this context that fit at once.
+    + runtime reserve; max_concurrency: requests of this context that fit at once. state: the operating
+    state (sustained / burst); prefill/decode_power_w: mean board power of each phase; *_clock_hz: the
+    settled SM clock (decode: time-weighted over the steps); energy_j: prefill + all decode steps of the
+    batch; energy_per_request_j, energy_per_output_token_j (J/token) and output_tokens_per_j follow.
     """
 
     hardware_id: str
@@ -80,11 +94,27 @@ class Prediction:
     calibration: str
     _prefill_pairs: Any = field(repr=False, default=None)
     _decode_pairs: Any = field(repr=False, default=None)
+    state: str = "sustained"
+    prefill_power_w: float = 0.0
+    decode_power_w: float = 0.0
+    prefill_clock_hz: float = 0.0
+    decode_clock_hz: float = 0.0
+    energy_j: float = 0.0
+    energy_per_request_j: float = 0.0
+    energy_per_output_token_j: float = 0.0
+    _prefill_power: Any = field(repr=False, default=(1.0, 0.0))
+    _decode_power: Any = field(repr=False, default=(1.0, 0.0))
+    _pm: Any = field(repr=False, default=None)
+
+    @property
+    def output_tokens_per_j(self) -> float:
+        return 1.0 / self.energy_per_output_token_j if self.energy_per_output_token_j else math.inf
 
     @property
     def ops(self) -> pd.DataFrame:
-        """Per-op table: prefill ops, then decode ops at the mid-decode context."""
-        return pd.concat([ops_frame("prefill", self._prefill_pairs), ops_frame("decode", self._decode_pairs)],
+        """Per-op table: prefill ops, then decode ops at the mid-decode context (each at its pass's clock)."""
+        return pd.concat([ops_frame("prefill", self._prefill_pairs, self._pm, self._prefill_power[0]),
+                          ops_frame("decode", self._decode_pairs, self._pm, self._decode_power[0])],
                          ignore_index=True)
 
     def summary(self) -> dict:
@@ -93,7 +123,12 @@ class Prediction:
                 "decode_tokens_per_s": self.decode_tokens_per_s, "hbm_bytes": self.hbm_bytes,
                 "flops": self.flops, "peak_memory_bytes": self.peak_memory_bytes,
                 "max_concurrency": self.max_concurrency, "prefill_bound": self.prefill_bound,
-                "decode_bound": self.decode_bound, "calibration": self.calibration, **self.memory}
+                "decode_bound": self.decode_bound, "calibration": self.calibration,
+                "prefill_power_w": self.prefill_power_w, "decode_power_w": self.decode_power_w,
+                "prefill_clock_hz": self.prefill_clock_hz, "decode_clock_hz": self.decode_clock_hz,
+                "energy_j": self.energy_j, "energy_per_request_j": self.energy_per_request_j,
+                "energy_per_output_token_j": self.energy_per_output_token_j,
+                "output_tokens_per_j": self.output_tokens_per_j, **self.memory}
 
 
 @dataclass(frozen=True)
@@ -106,3 +141,9 @@ class KernelPrediction:
     memory_s: float = 0.0
     latency_s: float = 0.0
     link_s: float = 0.0
+    power_w: float = 0.0
+    energy_j: float = 0.0
+    clock_hz: float = 0.0
+    state: str = "sustained"
+    launch: str = "graph"
+    gpu_s: float = 0.0

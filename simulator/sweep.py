@@ -7,14 +7,14 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from simulator import engine, memory
+from simulator import decode, engine, memory
 from simulator.api import resolve, setup
 from simulator.engine import Setup
 from workloads.scenario import DEFAULT_SCENARIO, Scenario, check_activation_dtype, check_count, check_dtype
 
 _NUMERIC_AXES = ("batch", "prompt_tokens", "output_tokens")
 _CATEGORICAL_AXES = ("weight_dtype", "activation_dtype", "kv_dtype", "cuda_graph", "tensor_parallel",
-                     "kv_block_tokens")
+                     "kv_block_tokens", "state", "power_cap_w", "sm_clock_hz")
 
 
 def _axis_values(axes: dict) -> dict:
@@ -34,6 +34,9 @@ def _axis_values(axes: dict) -> dict:
     for name in ("weight_dtype", "kv_dtype"):
         values[name] = [check_dtype(name, x) for x in values[name]]
     values["activation_dtype"] = [check_activation_dtype(x) for x in values["activation_dtype"]]
+    for name in ("state", "power_cap_w", "sm_clock_hz"):  # each value checked as a Scenario field is
+        for x in values[name]:
+            Scenario(**{name: x})
     return values
 
 
@@ -52,7 +55,8 @@ def sweep(hardware, model, calibration="auto", **axes) -> pd.DataFrame:
     frames = []
     for combo in itertools.product(*(values[n] for n in _CATEGORICAL_AXES)):
         cat = dict(zip(_CATEGORICAL_AXES, combo))
-        s = setup(hw, m, prm, cat["weight_dtype"], cat["activation_dtype"], cat["kv_dtype"], cat["tensor_parallel"])
+        s = setup(hw, m, prm, cat["weight_dtype"], cat["activation_dtype"], cat["kv_dtype"], cat["tensor_parallel"],
+                  state=cat["state"], power_cap_w=cat["power_cap_w"], sm_clock_hz=cat["sm_clock_hz"])
         frames.append(_sweep_block(s, b, p, t, bool(cat["cuda_graph"]), cat["kv_block_tokens"], cat))
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
@@ -64,10 +68,11 @@ def _sweep_block(s: Setup, b, p, t, cuda_graph, block_tokens, cat) -> pd.DataFra
     B, P, T = b[:, None, None], p[None, :, None], t[None, None, :]
     shape = (len(b), len(p), len(t))
     pf = engine.prefill(s, b[:, None], p[None, :], with_bound=False)
-    co = engine.decode_coeffs(s, B, with_bound=False)
-    dec, dec_flops, dec_hbm, steps = engine.decode_total(s, co, P, T, cuda_graph)
+    co = decode.decode_coeffs(s, B, with_bound=False)
+    dt = decode.decode_total(s, co, P, T, cuda_graph)
+    dec, steps = dt.time_s, dt.steps
     if (steps <= 0).any():  # T = 1: no decode step; TPOT is the first step's time
-        first = engine.decode_step_at(s, engine.decode_coeffs(s, b[:, None], with_bound=False), p[None, :] + 1.0,
+        first = decode.decode_step_at(s, decode.decode_coeffs(s, b[:, None], with_bound=False), p[None, :] + 1.0,
                                       cuda_graph).time_s[..., None]
         tpot = np.where(steps > 0, dec / np.maximum(steps, 1.0), first)
     else:
@@ -87,8 +92,11 @@ def _sweep_block(s: Setup, b, p, t, cuda_graph, block_tokens, cat) -> pd.DataFra
     ttft3 = pf.time_s[..., None]
     cols.update({
         "ttft_s": flat(ttft3), "tpot_s": flat(tpot), "e2e_s": flat(ttft3 + dec),
-        "decode_tokens_per_s": flat(B / tpot), "hbm_bytes": flat(pf.hbm_bytes[..., None] + dec_hbm),
-        "flops": flat(pf.flops[..., None] + dec_flops), "peak_memory_bytes": flat(mem["peak_memory_bytes"]),
+        "decode_tokens_per_s": flat(B / tpot), "hbm_bytes": flat(pf.hbm_bytes[..., None] + dt.hbm_bytes),
+        "flops": flat(pf.flops[..., None] + dt.flops), "peak_memory_bytes": flat(mem["peak_memory_bytes"]),
+        "prefill_power_w": flat(np.asarray(pf.power_w)[..., None]),
+        "decode_power_w": flat(np.where(dec > 0, dt.energy_j / np.where(dec > 0, dec, 1.0), np.nan)),
+        "energy_per_output_token_j": flat((np.asarray(pf.energy_j)[..., None] + dt.energy_j) / (B * T)),
         "max_concurrency": flat(memory.max_concurrency(s, P, T, block_tokens)),
         "fits": flat((mem["peak_memory_bytes"] <= s.hw.memory_bytes) & weights_fit),
     })

@@ -56,7 +56,7 @@ def synthetic_cases(rng, params=TRUE, noise=0.01):
     rows = []
     for i, c in enumerate(cases):
         shape = {k: v for k, v in c.items() if k != "kernel"}
-        kp = simulator.predict_kernel(HW, c["kernel"], calibration=cal, **shape)
+        kp = simulator.predict_kernel(HW, c["kernel"], calibration=cal, state="burst", **shape)
         rows.append({"case_id": f"c{i}", "impl": "vendor", "hardware_id": HW, "flops": kp.flops,
                      "hbm_bytes": kp.hbm_bytes, "median_s": kp.time_s * float(np.exp(rng.normal(0, noise))),
                      **c})

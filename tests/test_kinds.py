@@ -82,7 +82,7 @@ def test_collectives_need_a_scaleup_link():
 
 
 def test_fit_schema_is_consistent():
-    stages = {k.stage for k in KINDS.values()} | {"layers", "power"}
+    stages = {k.stage for k in KINDS.values()} | {"layers", "power", "eager_call"}
     for g in ALL_GROUPS:
         for name, info in g.model_fields.items():
             extra = info.json_schema_extra or {}

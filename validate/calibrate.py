@@ -10,8 +10,8 @@ Fit: stage by stage, soft-L1 least squares on log(predicted / measured) over the
 schema (``hwspecs.effects``) names that stage, the others held, in the op-kind registry's order —
 copies (latency floor, HBM ceiling) → host links → GEMM (ceiling, skinny-GEMM efficiency, knee; tile
 from the starting grid) → prefill attention → decode attention (ceiling, occupancy) → whole layers
-(eager and graph launch overheads, elementwise efficiency) → power (sustained clock). Fields with no
-data keep their prior.
+(eager and graph launch overheads, elementwise efficiency) → power (``validate.power_fit``: the
+power model from steady NVML runs; eager per-call launch costs). Fields with no data keep their prior.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from hwspecs.calibration import Calibration, EffectParams, Provenance
 from hwspecs.effects import fit_bounds, stage_fields, stage_starts
 from simulator import engine
 from simulator.kinds import KINDS
+from validate.power_fit import fit_eager_calls, fit_power
 from workloads.model import ModelSpec
 
 # Repeated timings of one case may differ by this much before the data is refused as too noisy.
@@ -141,8 +142,9 @@ def kernel_shape(row) -> dict:
     return KINDS[row["kernel"]].shape_from_row(row)
 
 
-def predict_rows(hw, rows: list[dict], calibration, impl: str) -> np.ndarray:
-    return np.array([simulator.predict_kernel(hw, r["kernel"], calibration=calibration, impl=impl,
+def predict_rows(hw, rows: list[dict], calibration, impl: str, state="burst") -> np.ndarray:
+    """GPU times of measured kernel rows; kernels.csv rows are short timed loops: the "burst" state."""
+    return np.array([simulator.predict_kernel(hw, r["kernel"], calibration=calibration, impl=impl, state=state,
                                               **kernel_shape(r)).time_s for r in rows])
 
 
@@ -153,9 +155,10 @@ def layer_model(row) -> ModelSpec:
                      head_dim=int(row["head_dim"]), ffn_hidden=int(row["ffn_hidden"]), vocab_size=1)
 
 
-def predict_layer(hw, row, params: EffectParams) -> float:
-    """Time of one measured decoder block: ``engine.layer`` with the block's mode, size and launch mode."""
-    s = engine.make_setup(hw, layer_model(row), params)
+def predict_layer(hw, row, params: EffectParams, state="burst") -> float:
+    """Time of one measured decoder block: ``engine.layer`` with the block's mode, size and launch mode
+    (layers.csv rows are short timed loops: the "burst" state)."""
+    s = engine.make_setup(hw, layer_model(row), params, state=state)
     tokens = int(row["seq"]) if row["mode"] == "prefill" else int(row["context"])
     return float(engine.layer(s, row["mode"], int(row["batch"]), tokens, as_flag(row.get("graph"))).time_s)
 
@@ -236,7 +239,7 @@ def fit_stage(hw, rows: list[dict], params: EffectParams, stage: str, impl: str,
 
 
 def fit_params(hw, kernels: pd.DataFrame, impl: str, start: EffectParams, layers: pd.DataFrame | None = None,
-               power: pd.DataFrame | None = None) -> EffectParams:
+               power: pd.DataFrame | None = None, states: pd.DataFrame | None = None) -> EffectParams:
     """Fit one implementation's parameters from the ``split == "fit"`` rows, stage by stage."""
     params = start
     fit = kernels[(kernels["split"] == "fit") & (kernels["impl"] == impl)]
@@ -247,18 +250,11 @@ def fit_params(hw, kernels: pd.DataFrame, impl: str, start: EffectParams, layers
     if layers is not None and impl == "vendor" and len(layers):
         rows = layers[layers["split"] == "fit"].to_dict("records")
         params = _fit_group(hw, rows, params, stage_fields("layers"), impl, _layer_predict)
-    if power is not None and impl == "vendor" and len(power):
-        params = fit_sustained_clock(hw, power, params)
+    if impl == "vendor":
+        fit_states = None if states is None else states[states["split"] == "fit"]
+        params = fit_power(hw, power, fit_states, params)
+        params = fit_eager_calls(hw, fit_states, params)
     return params
-
-
-def fit_sustained_clock(hw, power: pd.DataFrame, params: EffectParams) -> EffectParams:
-    """Sustained compute clock = mean SM clock over a multi-second compute-bound run / boost clock."""
-    comp = power[power["run"] == "compute"]
-    if comp.empty or not (comp["mean_sm_clock_hz"] > 0).all():
-        return params
-    frac = float(np.clip(comp["mean_sm_clock_hz"].iloc[0] / hw.boost_clock_hz, 0.2, 1.0))
-    return params.with_values({"power.sustained_clock_frac": frac})
 
 
 @dataclass
@@ -279,8 +275,19 @@ def read_measurements(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | 
     return kernels, layers, power
 
 
+def read_states(folder: str | Path) -> pd.DataFrame | None:
+    """``states.csv`` (burst / sustained / eager-call timings with power and clock), split fit / score
+    by size within each (kernel, state); None when the folder has none."""
+    path = Path(folder) / "states.csv"
+    if not path.is_file():
+        return None
+    df = pd.read_csv(path, comment="#")
+    return split_fit_score(df.assign(impl=df["impl"].fillna("vendor")), by=("kernel", "state"))
+
+
 def calibrate(hardware_id: str, kernels: pd.DataFrame, layers: pd.DataFrame | None = None,
-              power: pd.DataFrame | None = None, environment: dict | None = None) -> FitResult:
+              power: pd.DataFrame | None = None, environment: dict | None = None,
+              states: pd.DataFrame | None = None) -> FitResult:
     """Fit a Calibration for ``hardware_id`` (vendor first, then triton starting from vendor's values)."""
     hw = hwspecs.resolve_hardware(hardware_id)
     check_measurements(kernels, hw.id)
@@ -288,7 +295,7 @@ def calibrate(hardware_id: str, kernels: pd.DataFrame, layers: pd.DataFrame | No
     if layers is not None and len(layers):
         check_measurements(layers, hw.id)
         layers = prepare_layers(layers)
-    vendor = fit_params(hw, kernels, "vendor", EffectParams(impl="vendor"), layers, power)
+    vendor = fit_params(hw, kernels, "vendor", EffectParams(impl="vendor"), layers, power, states)
     # Triton starts from vendor's fitted values; its dispatch rules are known (impl="triton"), not fitted.
     triton = fit_params(hw, kernels, "triton", dataclasses.replace(vendor, impl="triton"))
     env = (environment or {}).get("environment", environment or {})

@@ -17,12 +17,12 @@ MEASUREMENTS_DIR = Path(__file__).resolve().parent / "measurements"
 
 def run_calibrate(hardware_id: str, measurements: Path, out: Path | None = None):
     """Fit from ``measurements`` and write the calibration atomically; refusals raise before any write."""
-    from validate.calibrate import calibrate, read_measurements
+    from validate.calibrate import calibrate, read_measurements, read_states
 
     kernels, layers, power = read_measurements(measurements)
     env_path = Path(measurements) / "environment.json"
     env = json.loads(env_path.read_text()) if env_path.is_file() else {}
-    res = calibrate(hardware_id, kernels, layers, power, env)
+    res = calibrate(hardware_id, kernels, layers, power, env, states=read_states(measurements))
     path = hwspecs.write_calibration(res.calibration, out)
     return res, path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -52,6 +53,10 @@ class Scenario(BaseModel):
     - ``cuda_graph``: decode steps replayed from a CUDA graph (True) or launched eagerly (False).
     - ``tensor_parallel``: GPUs sharing each layer (Megatron-style); adds two all-reduces per layer.
     - ``kv_block_tokens``: paged-KV block size; a sequence holds whole blocks.
+    - ``state``: "sustained" (a serving GPU under continuous load: the clock settles under the power
+      limit) or "burst" (right after idle: boost clock).
+    - ``power_cap_w``: a power limit below the device's (what-if; None: the device's limit).
+    - ``sm_clock_hz``: a locked SM clock (what-if; None: boost, lowered by the power limit as needed).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -65,6 +70,9 @@ class Scenario(BaseModel):
     cuda_graph: bool = True
     tensor_parallel: int = Field(default=1, gt=0, le=1024)
     kv_block_tokens: int = Field(default=16, gt=0)
+    state: Literal["sustained", "burst"] = "sustained"
+    power_cap_w: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    sm_clock_hz: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _activation_dtype(self):

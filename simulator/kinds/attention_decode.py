@@ -73,7 +73,7 @@ def _kernel_op(batch, context, n_q_heads, n_kv_heads, head_dim, dtype, paged) ->
 
 KIND = OpKind(
     name=NAME, help="one query token per sequence over a KV cache of context tokens (paged: block table)",
-    stage=NAME, build=_kernel_op, time=time, check=check_heads,
+    stage=NAME, build=_kernel_op, time=time, check=check_heads, library="sdpa",
     shape=(ShapeField("batch", "int"), ShapeField("context", "int"), *HEAD_FIELDS, ShapeField("dtype", "dtype", "bf16"),
            ShapeField("paged", "bool", False)),
 )

@@ -90,7 +90,7 @@ def _kernel_op(batch, seq, n_q_heads, n_kv_heads, head_dim, causal, dtype) -> Op
 HEAD_FIELDS = (ShapeField("n_q_heads", "int"), ShapeField("n_kv_heads", "int"), ShapeField("head_dim", "int"))
 KIND = OpKind(
     name=NAME, help="causal or full self-attention of batch × seq tokens (flash-attention forward)",
-    stage=NAME, build=_kernel_op, time=time, check=check_heads,
+    stage=NAME, build=_kernel_op, time=time, check=check_heads, library="sdpa",
     shape=(ShapeField("batch", "int"), ShapeField("seq", "int"), *HEAD_FIELDS, ShapeField("causal", "bool", True),
            ShapeField("dtype", "dtype", "bf16")),
 )

@@ -90,6 +90,7 @@ class OpKind:
     stage: str  # the effect-parameter fit stage its measured cases fit
     case_class: Callable[["OpKind", dict], str] = _default_class  # scoring class of a measurement row
     check: Callable[[dict], None] | None = None  # cross-field checks of a shape (e.g. head counts)
+    library: str = "copy"  # the vendor library that launches it eagerly: "cublas", "sdpa" or "copy"
 
     @property
     def shape_names(self) -> tuple[str, ...]:

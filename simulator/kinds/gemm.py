@@ -150,7 +150,7 @@ def time(op: Op, hw, prm, xp, link_bytes_per_s, host_link_bytes_per_s):
 
 
 KIND = OpKind(
-    name=NAME, help="C[m,n] = A[m,k] @ B[k,n] in dtype", stage="gemm", build=_kernel_op, time=time,
+    name=NAME, help="C[m,n] = A[m,k] @ B[k,n] in dtype", stage="gemm", build=_kernel_op, time=time, library="cublas",
     shape=(ShapeField("m", "int"), ShapeField("n", "int"), ShapeField("k", "int"),
            ShapeField("dtype", "dtype", "bf16")),
 )

@@ -1,0 +1,125 @@
+"""Board power and the clock the power limit allows (DVFS), for a pass of ops timed at the boost clock.
+
+    P(φ) = P_idle + P_active·φ^(1+γ)·t_busy/t + (E_tensor·φ^γ·FLOPs_tensor + E_dram·bytes) / t
+
+φ = SM clock / boost clock; t(φ) the pass's time at that clock (compute terms scale as 1/φ, memory terms
+do not); ``hwspecs.effects.PowerParams`` defines every term and its defaults. Operating states:
+
+- ``"burst"``: right after idle — the boost clock (or a locked clock), whatever the power;
+- ``"sustained"``: the same work back to back — the clock settles at the highest φ ≤ the locked or boost
+  clock whose P(φ) stays within the power limit (the device's TDP, or ``power_cap_w``), never below
+  ``min_clock_frac``. Memory-bound work draws less and stays near boost; compute-bound work slows.
+
+Energy of a pass = P·t = idle·t + P_active·φ^(1+γ)·t_busy + E_tensor·φ^γ·FLOPs + E_dram·bytes, the
+integral of the power over the pass by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+STATES = ("sustained", "burst")
+# Kinds whose FLOPs run on the tensor cores; the rest (norms, activations) are counted in the active power.
+TENSOR_KINDS = frozenset({"gemm", "attention_prefill", "attention_decode"})
+_SETTLE_ITERATIONS = 8  # regula falsi steps: P(φ) is smooth, 8 reach ~1e-6 W
+
+
+@dataclass(frozen=True)
+class PowerModel:
+    state: str
+    idle_w: float
+    active_w: float  # clock tree and leakage of busy SMs at boost
+    tensor_j_per_flop: float  # at boost
+    dram_j_per_byte: float
+    gamma: float
+    cap_w: float
+    phi_max: float  # 1, or a locked clock / boost
+    phi_min: float
+    boost_clock_hz: float
+
+    def power_w(self, phi, step_s, busy_s, tensor_flops, dram_bytes):
+        """Mean board power of a pass of ``step_s`` (kernels busy ``busy_s``) at clock fraction ``phi``."""
+        return self.idle_w + self.dynamic_j(phi, busy_s, tensor_flops, dram_bytes) / step_s
+
+    def dynamic_j(self, phi, busy_s, tensor_flops, dram_bytes):
+        """Energy above idle of a pass: clock tree while busy, tensor work, DRAM traffic."""
+        return (self.active_w * phi ** (1.0 + self.gamma) * busy_s
+                + self.tensor_j_per_flop * phi ** self.gamma * tensor_flops + self.dram_j_per_byte * dram_bytes)
+
+
+def op_power_w(pm: PowerModel, op, t, phi):
+    """Board power while one op runs (its kernel alone, at clock fraction ``phi``)."""
+    tensor = op.flops if op.kind in TENSOR_KINDS else 0.0
+    return pm.power_w(phi, t.time_s, t.time_s, tensor, op.hbm_bytes)
+
+
+def power_model(hw, prm, state="sustained", power_cap_w=None, sm_clock_hz=None) -> PowerModel:
+    """The power model of ``hw`` with ``prm.power``; checks the what-if inputs against the device."""
+    if state not in STATES:
+        raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+    p = prm.power
+    idle = hw.idle_power_w if p.idle_power_w is None else p.idle_power_w
+    cap = hw.tdp_w if power_cap_w is None else _checked(power_cap_w, "power_cap_w")
+    if not idle < cap <= hw.tdp_w:
+        raise ValueError(f"power_cap_w must be above {hw.id}'s idle power ({idle:.0f} W) and at most its power "
+                         f"limit ({hw.tdp_w:.0f} W), got {cap!r}")
+    phi_max = 1.0
+    if sm_clock_hz is not None:
+        clock = _checked(sm_clock_hz, "sm_clock_hz")
+        lo = p.min_clock_frac * hw.boost_clock_hz
+        if not lo <= clock <= hw.boost_clock_hz:
+            raise ValueError(f"sm_clock_hz must be between {lo / 1e6:.0f} MHz and {hw.id}'s boost clock "
+                             f"({hw.boost_clock_hz / 1e6:.0f} MHz), got {clock!r}")
+        phi_max = clock / hw.boost_clock_hz
+    return PowerModel(state, idle, p.active_power_frac * hw.tdp_w,
+                      p.tensor_power_frac * hw.tdp_w / hw.peak("bf16"),
+                      p.dram_power_frac * hw.tdp_w / hw.memory_bandwidth_bytes_per_s, p.voltage_exponent, cap,
+                      phi_max, min(p.min_clock_frac, phi_max), hw.boost_clock_hz)
+
+
+def _checked(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def settle(pm: PowerModel, power_at):
+    """Clock fraction φ of a pass in ``pm.state``; ``power_at(φ)`` → the pass's mean power at that clock
+    (arrays broadcast). Burst: φ_max. Sustained: the largest φ ≤ φ_max with P(φ) ≤ cap — P rises with φ —
+    found where φ_max draws too much by regula falsi (Illinois), a few re-timings of the pass; where even
+    the lowest clock draws too much, the manager sits at its floor."""
+    phi_max = pm.phi_max
+    if pm.state == "burst":
+        return phi_max
+    f_hi = power_at(phi_max) - pm.cap_w
+    if not np.any(f_hi > 0):
+        return phi_max
+    f_lo = power_at(pm.phi_min) - pm.cap_w
+    if np.ndim(f_hi) == 0:  # one pass: plain floats (numpy on 0-d values costs ~1 µs a call)
+        return _illinois_scalar(pm, power_at, float(f_lo), float(f_hi))
+    a, fa, b, fb = pm.phi_min + 0.0 * f_hi, f_lo + 0.0 * f_hi, phi_max + 0.0 * f_hi, f_hi
+    for _ in range(_SETTLE_ITERATIONS):
+        c = b - fb * (b - a) / np.where(fb != fa, fb - fa, 1.0)
+        fc = power_at(c) - pm.cap_w
+        same = fc * fb > 0
+        a, fa = np.where(same, a, b), np.where(same, fa * 0.5, fb)
+        b, fb = c, fc
+    return np.where(f_hi > 0, np.where(f_lo > 0, pm.phi_min, np.minimum(b, phi_max)), phi_max)
+
+
+def _illinois_scalar(pm: PowerModel, power_at, f_lo: float, f_hi: float) -> float:
+    if f_lo > 0:
+        return pm.phi_min
+    a, fa, b, fb = pm.phi_min, f_lo, pm.phi_max, f_hi
+    for _ in range(_SETTLE_ITERATIONS):
+        c = b - fb * (b - a) / (fb - fa) if fb != fa else b
+        fc = float(power_at(c)) - pm.cap_w
+        if fc * fb > 0:
+            fa *= 0.5
+        else:
+            a, fa = b, fb
+        b, fb = c, fc
+    return min(b, pm.phi_max)

@@ -1,0 +1,114 @@
+"""Fit the power group (``hwspecs.effects.PowerParams``) to NVML measurements of steady load.
+
+Each steady run gives one point: SM clock fraction φ, mean board power, and the rates of the work it
+sustained — tensor FLOP/s and DRAM bytes/s (kernels back to back, so the SMs are busy all the time):
+
+    P − P_idle = a·TDP·φ^(1+γ) + k_t·(TDP / peak)·φ^γ·R_tensor + k_d·(TDP / bandwidth)·R_dram
+
+linear in (a, k_t, k_d) for a fixed γ: non-negative least squares on relative residuals for each γ of a
+grid, keeping the best. P_idle is the idle run's power. Points: ``power.csv`` (compute: 8192³ bf16
+GEMMs; memory: 2 GiB copies; idle) and the "sustained" rows of ``states.csv`` (kernels of every class
+held at the power limit). With fewer than ``MIN_POINTS_FOR_SHAPE`` points only k_t and k_d are fitted
+(a and γ keep their priors).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+
+from hwspecs.calibration import EffectParams
+from simulator.kinds.gemm import flops as gemm_flops
+from simulator.kinds.gemm import hbm_bytes as gemm_hbm_bytes
+from simulator.power import TENSOR_KINDS
+
+POWER_GEMM_SIZE = 8192  # validate/power.py's compute run: back-to-back 8192³ bf16 GEMMs
+GAMMA_GRID = np.round(np.arange(0.0, 3.01, 0.1), 2)
+MIN_POINTS_FOR_SHAPE = 5
+
+
+def power_points(hw, power: pd.DataFrame | None, states: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per steady run: case, phi, power_w, tensor_flops_per_s, dram_bytes_per_s."""
+    rows = []
+    if power is not None:
+        for r in power.to_dict("records"):
+            phi = r["mean_sm_clock_hz"] / hw.boost_clock_hz
+            if r["run"] == "compute" and r.get("achieved_flops_per_s", 0) > 0:
+                n = POWER_GEMM_SIZE
+                dram = r["achieved_flops_per_s"] / gemm_flops(n, n, n) * gemm_hbm_bytes(n, n, n, 2, 2)
+                rows.append(("power:compute", phi, r["mean_power_w"], r["achieved_flops_per_s"], dram))
+            elif r["run"] == "memory" and r.get("achieved_bytes_per_s", 0) > 0:
+                rows.append(("power:memory", phi, r["mean_power_w"], 0.0, r["achieved_bytes_per_s"]))
+    if states is not None and len(states):
+        sus = states[(states["state"] == "sustained") & (states["kernel"] != "layer") & (states["median_s"] > 0)]
+        for r in sus.to_dict("records"):
+            tensor = r["flops"] / r["median_s"] if r["kernel"] in TENSOR_KINDS else 0.0
+            rows.append((f"states:{r['case_id']}", r["mean_sm_clock_hz"] / hw.boost_clock_hz, r["mean_power_w"],
+                         tensor, r["hbm_bytes"] / r["median_s"]))
+    return pd.DataFrame(rows, columns=["case", "phi", "power_w", "tensor_flops_per_s", "dram_bytes_per_s"])
+
+
+def idle_power_w(power: pd.DataFrame | None) -> float | None:
+    if power is None:
+        return None
+    idle = power[power["run"] == "idle"]["mean_power_w"]
+    return float(idle.iloc[0]) if len(idle) and idle.iloc[0] > 0 else None
+
+
+def _design(hw, pts: pd.DataFrame, gamma: float) -> np.ndarray:
+    phi = pts["phi"].to_numpy()
+    return np.column_stack([hw.tdp_w * phi ** (1.0 + gamma),
+                            hw.tdp_w / hw.peak("bf16") * phi ** gamma * pts["tensor_flops_per_s"].to_numpy(),
+                            hw.tdp_w / hw.memory_bandwidth_bytes_per_s * pts["dram_bytes_per_s"].to_numpy()])
+
+
+def fit_power(hw, power: pd.DataFrame | None, states: pd.DataFrame | None, params: EffectParams) -> EffectParams:
+    """``params`` with the power group fitted (unchanged where there is nothing to fit)."""
+    pts = power_points(hw, power, states)
+    idle = idle_power_w(power)
+    if idle is None or len(pts) < 2:
+        return params
+    y = pts["power_w"].to_numpy() - idle
+    weight = 1.0 / pts["power_w"].to_numpy()  # relative residuals
+    p = params.power
+    if len(pts) < MIN_POINTS_FOR_SHAPE:
+        fixed = _design(hw, pts, p.voltage_exponent)
+        coef, _ = nnls(fixed[:, 1:] * weight[:, None], (y - p.active_power_frac * fixed[:, 0]) * weight)
+        best = (p.voltage_exponent, np.array([p.active_power_frac, *coef]))
+    else:
+        fits = []
+        for g in GAMMA_GRID:
+            coef, res = nnls(_design(hw, pts, g) * weight[:, None], y * weight)
+            fits.append((res, g, coef))
+        _, g, coef = min(fits, key=lambda f: f[0])
+        best = (g, coef)
+    gamma, (a, k_t, k_d) = best
+    return params.with_values({"power.idle_power_w": idle, "power.active_power_frac": float(a),
+                               "power.tensor_power_frac": float(k_t), "power.dram_power_frac": float(k_d),
+                               "power.voltage_exponent": float(gamma)})
+
+
+def fit_eager_calls(hw, states: pd.DataFrame | None, params: EffectParams) -> EffectParams:
+    """Per kernel library, the host's per-call launch cost: the median over its "eager_call" rows of
+    (one call timed with events around it − the kernel's predicted GPU time)."""
+    if states is None or not len(states):
+        return params
+    import simulator  # the model predicts the GPU part of each measured call
+    from simulator.kinds import KINDS
+    from validate.calibrate import kernel_shape
+
+    calls = states[(states["state"] == "eager_call") & states["kernel"].isin(list(KINDS))]
+    gaps: dict[str, list[float]] = {}
+    for r in calls.to_dict("records"):
+        kind = KINDS[r["kernel"]]
+        gpu = simulator.predict_kernel(hw, r["kernel"], calibration=_as_calibration(hw, params), impl="vendor",
+                                       state="burst", **kernel_shape(r)).time_s
+        gaps.setdefault(kind.library, []).append(r["median_s"] - gpu)
+    return params.with_values({f"host.eager_call_{lib}_s": float(max(np.median(g), 0.0)) for lib, g in gaps.items()})
+
+
+def _as_calibration(hw, params: EffectParams):
+    from hwspecs.calibration import Calibration
+
+    return Calibration.from_params(hw.id, params, params)
