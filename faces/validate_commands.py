@@ -20,13 +20,20 @@ def register(app: typer.Typer, friendly, UserError) -> None:
     def validate(hardware: Optional[str] = typer.Option(None, "--hardware", "-H",
                                                          help="expected hardware id; refuse if the GPU differs"),
                  out: Optional[Path] = typer.Option(None, "--out", help="folder (default validate/measurements/<id>)"),
-                 quick: bool = typer.Option(False, "--quick", help="a small subset, seconds")):
+                 quick: bool = typer.Option(False, "--quick", help="a small subset, seconds"),
+                 only_states: bool = typer.Option(False, "--only-states",
+                                                  help="only burst/sustained/eager-call states and DRAM bytes")):
         """Run every kernel and its vendor reference on this machine's GPU and record measurements."""
         try:
             from validate.measure import run_all
+            from validate.run import run_states_only
         except ImportError as e:
             raise UserError(f"validate needs torch with CUDA on a GPU machine ({e})") from None
-        run_all(out, hardware_id=hardware, quick=quick)
+        if only_states:
+            folder, rows, _ = run_states_only(out, hardware_id=hardware, quick=quick)
+            typer.echo(f"wrote {folder}: {len(rows)} state rows")
+        else:
+            run_all(out, hardware_id=hardware, quick=quick)
 
     @app.command()
     @friendly

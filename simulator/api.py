@@ -85,13 +85,16 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
     pf = engine.prefill(s, sc.batch, sc.prompt_tokens)
     co = decode.decode_coeffs(s, sc.batch)
     dec = decode.decode_total(s, co, sc.prompt_tokens, sc.output_tokens, sc.cuda_graph)
-    mid = decode.decode_step_at(s, co, sc.prompt_tokens + max(sc.output_tokens // 2, 1), sc.cuda_graph)
+    def mid():  # the step at the mid-decode context: for the decode bound and the per-op table, on demand
+        return decode.decode_step_at(s, co, sc.prompt_tokens + max(sc.output_tokens // 2, 1), sc.cuda_graph)
+
     return _prediction(s, sc, label, mem, conc, pf, dec, mid)
 
 
 def _prediction(s: Setup, sc: Scenario, label, mem, conc, pf, dec, mid) -> Prediction:
     steps, dec_s = float(dec.steps), float(dec.time_s)
-    tpot = dec_s / steps if steps > 0 else float(mid.time_s)
+    first = None if steps > 0 else mid()  # one output token: no decode step; TPOT is the first step's time
+    tpot = dec_s / steps if steps > 0 else float(first.time_s)
     ttft, energy = float(pf.time_s), float(pf.energy_j) + float(dec.energy_j)
     # The first output token comes from prefill; the T − 1 others from the decode steps.
     out_tokens = sc.batch * sc.output_tokens
@@ -100,12 +103,12 @@ def _prediction(s: Setup, sc: Scenario, label, mem, conc, pf, dec, mid) -> Predi
         decode_tokens_per_s=sc.batch / tpot, hbm_bytes=float(pf.hbm_bytes) + float(dec.hbm_bytes),
         flops=float(pf.flops) + float(dec.flops), peak_memory_bytes=float(mem["peak_memory_bytes"]),
         max_concurrency=conc, memory={k: float(v) for k, v in mem.items() if k != "peak_memory_bytes"},
-        prefill_bound=pf.bound, decode_bound=mid.bound, calibration=label,
-        _prefill_pairs=pf.pairs, _decode_pairs=mid.pairs, state=sc.state,
-        prefill_power_w=float(pf.power_w), decode_power_w=float(dec.energy_j) / dec_s if dec_s > 0 else float(mid.power_w),
+        prefill_bound=pf.bound, calibration=label, _prefill_pairs=pf.pairs, _decode_mid=mid, state=sc.state,
+        prefill_power_w=float(pf.power_w),
+        decode_power_w=float(dec.energy_j) / dec_s if dec_s > 0 else float(first.power_w),
         prefill_clock_hz=float(pf.clock_hz), decode_clock_hz=float(dec.clock_frac) * s.pm.boost_clock_hz,
         energy_j=energy, energy_per_request_j=energy / sc.batch, energy_per_output_token_j=energy / out_tokens,
-        _prefill_power=(pf.clock_frac, pf.time_s), _decode_power=(mid.clock_frac, mid.time_s), _pm=s.pm)
+        _prefill_clock_frac=pf.clock_frac, _pm=s.pm)
 
 
 __all__ = ["DoesNotFitError", "KernelPrediction", "Prediction", "StepPrediction", "decode_step", "predict",

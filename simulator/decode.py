@@ -82,24 +82,53 @@ def decode_step_at(s: Setup, co: DecodeCoeffs, context_tokens, cuda_graph=True) 
     return settled(s, "decode", tuple(pairs), cuda_graph)
 
 
-def _with_node_axis(t: OpTime) -> OpTime:
-    """An OpTime of the constant ops, broadcastable against the quadrature-node axis."""
-    return OpTime(*(x[..., None] if isinstance(x, np.ndarray) else x for x in
-                    (t.compute_s, t.memory_s, t.latency_s, t.link_s, t.time_s)), None)
+# Decode steps above the power limit: their step time is taken as a + b/φ through the times at boost and at
+# this clock fraction — exact for ops that are purely compute- or memory-bound, within ~3% in the knee
+# between (a sweep has millions of nodes; re-timing every op at every trial clock would cost seconds).
+_PROBE_CLOCK_FRAC = 0.6
 
 
-def _node_steps(s: Setup, co: DecodeCoeffs, attn_nodes, cuda_graph):
-    """step(φ) at the quadrature nodes → (step_s, gpu_s); boost terms kept, only φ varies."""
-    const_nodes = tuple((op, _with_node_axis(t)) for op, t in co.const_pairs)
+def _settle_nodes(s: Setup, co: DecodeCoeffs, attn_nodes, work, ctx, cuda_graph):
+    """(φ, step_s, energy_j) per node: the clock within the power limit, re-timed only on the nodes that
+    exceed it at φ_max. ``work`` = (tensor FLOPs, DRAM bytes), each (value at c = 0, slope per token of
+    context) — linear in c, so full-size arrays are touched a few times (sweeps have millions of nodes)."""
+    pm = s.pm
+    at_max = pm.phi_max == 1.0
+    const = co.const_gpu_s if at_max else gpu_at(co.const_pairs, pm.phi_max, s.prm)
+    gpu_hi = np.asarray(const, dtype=float)[..., None] + sum(
+        op.n_repeats * (t.time_s if at_max else at_clock(t, pm.phi_max, s.prm).time_s) for op, t in attn_nodes)
+    step_hi = launch_bound_s(gpu_hi, co.n_kernels, s.prm, cuda_graph)
+    (t0, t1), (d0, d1) = work
+    w0, w1 = (pm.dynamic_j(pm.phi_max, 0.0, t, d) for t, d in ((t0, d0), (t1, d1)))
+    energy_hi = pm.idle_w * step_hi + pm.dynamic_j(pm.phi_max, gpu_hi, 0.0, 0.0) + w0 + w1 * ctx
+    over = energy_hi > pm.cap_w * step_hi
+    if pm.state == "burst" or not np.any(over):
+        return pm.phi_max, step_hi, energy_hi
+    shape = np.shape(over)
+    sub = lambda x: np.broadcast_to(x, shape)[over]  # noqa: E731 - the over-limit nodes only
+    probe = _PROBE_CLOCK_FRAC * pm.phi_max
+    gpu_lo = sub(np.asarray(gpu_at(co.const_pairs, probe, s.prm), dtype=float)[..., None]) + sum(
+        op.n_repeats * at_clock(OpTime(*(sub(x) for x in (t.compute_s, t.memory_s, t.latency_s, t.link_s,
+                                                            t.time_s)), None), probe, s.prm).time_s
+        for op, t in attn_nodes)
+    hi, ctx_o = sub(gpu_hi), sub(ctx)
+    tensor_o, dram_o = sub(t0) + sub(t1) * ctx_o, sub(d0) + sub(d1) * ctx_o
+    b = (gpu_lo - hi) / (1.0 / probe - 1.0 / pm.phi_max)  # gpu(φ) = a + b/φ
+    a = hi - b / pm.phi_max
 
-    def at(phi):
-        boost = isinstance(phi, float) and phi == 1.0
-        const = np.asarray(co.const_gpu_s, dtype=float)[..., None] if boost else gpu_at(const_nodes, phi, s.prm)
-        gpu = const + sum(
-            op.n_repeats * (t.time_s if boost else at_clock(t, phi, s.prm).time_s)
-            for op, t in attn_nodes)
-        return launch_bound_s(gpu, co.n_kernels, s.prm, cuda_graph), gpu
-    return at
+    def power_at(phi):
+        gpu = a + b / phi
+        return pm.power_w(phi, launch_bound_s(gpu, co.n_kernels, s.prm, cuda_graph), gpu, tensor_o, dram_o)
+
+    phi_o = settle(pm, power_at)
+    gpu_o = a + b / phi_o
+    step_o = launch_bound_s(gpu_o, co.n_kernels, s.prm, cuda_graph)
+    phi = np.full(shape, pm.phi_max)
+    # step_hi and energy_hi are fresh full-size arrays here (the node axis broadcasts them): update in place
+    step, energy = (x if np.shape(x) == shape else np.broadcast_to(x, shape).copy() for x in (step_hi, energy_hi))
+    phi[over], step[over] = phi_o, step_o
+    energy[over] = pm.power_w(phi_o, step_o, gpu_o, tensor_o, dram_o) * step_o
+    return phi, step, energy
 
 
 def decode_total(s: Setup, co: DecodeCoeffs, prompt_tokens, output_tokens, cuda_graph=True) -> DecodeTotal:
@@ -113,27 +142,19 @@ def decode_total(s: Setup, co: DecodeCoeffs, prompt_tokens, output_tokens, cuda_
     flops, hbm = steps * co.const_flops, steps * co.const_hbm_bytes
     half = (T - 1.0) / 2.0
     ctx = (P + T / 2.0)[..., None] + half[..., None] * _GL_X  # (..., 8)
-    tensor_node = np.asarray(co.const_tensor_flops, dtype=float)[..., None]
-    dram_node = np.asarray(co.const_hbm_bytes, dtype=float)[..., None]
+    node = lambda x: np.asarray(x, dtype=float)[..., None]  # noqa: E731 - per batch, beside the node axis
+    t0, d0, t1, d1 = node(co.const_tensor_flops), node(co.const_hbm_bytes), 0.0, 0.0
     attn_nodes = []
     for op0, d_flops, d_hbm in co.attention:
-        op = attention_at(s, op0, np.asarray(op0.shape["batch"], dtype=float)[..., None], ctx)
+        op = attention_at(s, op0, node(op0.shape["batch"]), ctx)
         attn_nodes.append((op, op_time(op, s.hw, s.prm, with_bound=False)))
-        tensor_node = tensor_node + op0.n_repeats * op.flops
-        dram_node = dram_node + op0.n_repeats * op.hbm_bytes
+        t0, t1 = t0 + op0.n_repeats * node(op0.flops), t1 + op0.n_repeats * node(d_flops)
+        d0, d1 = d0 + op0.n_repeats * node(op0.hbm_bytes), d1 + op0.n_repeats * node(d_hbm)
         flops = flops + op0.n_repeats * (steps * op0.flops + d_flops * sum_ctx)
         hbm = hbm + op0.n_repeats * (steps * op0.hbm_bytes + d_hbm * sum_ctx)
-    at = _node_steps(s, co, attn_nodes, cuda_graph)
-    phi = settle_nodes(s, at, tensor_node, dram_node)
-    step, gpu = at(phi)
-    energy = s.pm.power_w(phi, step, gpu, tensor_node, dram_node) * step
+    phi, step, energy = _settle_nodes(s, co, attn_nodes, ((t0, t1), (d0, d1)), ctx, cuda_graph)
     total = half * (step @ _GL_W)
-    clock = half * ((phi * step) @ _GL_W) / np.where(total > 0, total, 1.0)
+    clock = phi if np.ndim(phi) == 0 else half * ((phi * step) @ _GL_W) / np.where(total > 0, total, 1.0)
     zero = steps <= 0
     return DecodeTotal(np.where(zero, 0.0, total), flops, hbm, steps, np.where(zero, 0.0, half * (energy @ _GL_W)),
                        np.where(zero, s.pm.phi_max, clock))
-
-
-def settle_nodes(s: Setup, at, tensor_node, dram_node):
-    """The settled clock of each node's step (φ_max where the step stays within the power limit)."""
-    return settle(s.pm, lambda phi: s.pm.power_w(phi, *at(phi), tensor_node, dram_node))

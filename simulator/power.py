@@ -25,6 +25,7 @@ STATES = ("sustained", "burst")
 # Kinds whose FLOPs run on the tensor cores; the rest (norms, activations) are counted in the active power.
 TENSOR_KINDS = frozenset({"gemm", "attention_prefill", "attention_decode"})
 _SETTLE_ITERATIONS = 8  # regula falsi steps: P(φ) is smooth, 8 reach ~1e-6 W
+_SETTLE_TOLERANCE_W = 1e-3
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ class PowerModel:
 
     def dynamic_j(self, phi, busy_s, tensor_flops, dram_bytes):
         """Energy above idle of a pass: clock tree while busy, tensor work, DRAM traffic."""
-        return (self.active_w * phi ** (1.0 + self.gamma) * busy_s
-                + self.tensor_j_per_flop * phi ** self.gamma * tensor_flops + self.dram_j_per_byte * dram_bytes)
+        phi_g = phi ** self.gamma
+        return (self.active_w * phi_g * phi * busy_s + self.tensor_j_per_flop * phi_g * tensor_flops
+                + self.dram_j_per_byte * dram_bytes)
 
 
 def op_power_w(pm: PowerModel, op, t, phi):
@@ -117,6 +119,8 @@ def _illinois_scalar(pm: PowerModel, power_at, f_lo: float, f_hi: float) -> floa
     for _ in range(_SETTLE_ITERATIONS):
         c = b - fb * (b - a) / (fb - fa) if fb != fa else b
         fc = float(power_at(c)) - pm.cap_w
+        if -_SETTLE_TOLERANCE_W < fc <= 0.0:  # within the limit, by less than a milliwatt
+            return min(c, pm.phi_max)
         if fc * fb > 0:
             fa *= 0.5
         else:

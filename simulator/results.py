@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -90,10 +91,9 @@ class Prediction:
     max_concurrency: int
     memory: dict
     prefill_bound: str
-    decode_bound: str
     calibration: str
     _prefill_pairs: Any = field(repr=False, default=None)
-    _decode_pairs: Any = field(repr=False, default=None)
+    _decode_mid: Any = field(repr=False, default=None)  # () → PhaseResult of the mid-decode step
     state: str = "sustained"
     prefill_power_w: float = 0.0
     decode_power_w: float = 0.0
@@ -102,9 +102,18 @@ class Prediction:
     energy_j: float = 0.0
     energy_per_request_j: float = 0.0
     energy_per_output_token_j: float = 0.0
-    _prefill_power: Any = field(repr=False, default=(1.0, 0.0))
-    _decode_power: Any = field(repr=False, default=(1.0, 0.0))
+    _prefill_clock_frac: float = field(repr=False, default=1.0)
     _pm: Any = field(repr=False, default=None)
+
+    @cached_property
+    def _mid(self):
+        """The decode step at the mid-decode context, built on first use (bound, per-op table)."""
+        return self._decode_mid()
+
+    @property
+    def decode_bound(self) -> str:
+        """The bound of the decode step at the mid-decode context."""
+        return self._mid.bound
 
     @property
     def output_tokens_per_j(self) -> float:
@@ -113,8 +122,8 @@ class Prediction:
     @property
     def ops(self) -> pd.DataFrame:
         """Per-op table: prefill ops, then decode ops at the mid-decode context (each at its pass's clock)."""
-        return pd.concat([ops_frame("prefill", self._prefill_pairs, self._pm, self._prefill_power[0]),
-                          ops_frame("decode", self._decode_pairs, self._pm, self._decode_power[0])],
+        return pd.concat([ops_frame("prefill", self._prefill_pairs, self._pm, self._prefill_clock_frac),
+                          ops_frame("decode", self._mid.pairs, self._pm, self._mid.clock_frac)],
                          ignore_index=True)
 
     def summary(self) -> dict:

@@ -72,14 +72,22 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
     if kind is None:
         raise ValueError(f"unknown op kind {op.kind!r}")
     tc, tm, lat, link = kind.time(op, hw, prm, xp, link_bytes_per_s, host_link_bytes_per_s)
-    tc = tc / clock_frac  # a power-limited clock slows every kind's compute term alike
+    if not (isinstance(clock_frac, float) and clock_frac == 1.0):  # a lower clock slows every compute term alike
+        tc = tc / clock_frac
+    if xp is np and not with_bound:  # sweeps' inner loops: the terms keep their own (broadcastable) shapes
+        body = knee(tc, tm, prm.gemm.knee_exponent, xp)
+        return OpTime(tc, tm, lat, link, lat + (body if _is_zero(link) else np.maximum(body, link)), None)
     if xp is np:
         zero = np.zeros_like(op.flops, dtype=float)
         tc, tm, lat, link = tc + zero, tm + zero, lat + zero, link + zero
     time = lat + xp.maximum(knee(tc, tm, prm.gemm.knee_exponent, xp), link)
     if xp is np:
-        return OpTime(tc, tm, lat, link, time, bound_of(tc, tm, lat, link) if with_bound else None)
+        return OpTime(tc, tm, lat, link, time, bound_of(tc, tm, lat, link))
     return OpTime(float(tc), float(tm), float(lat), float(link), float(time), bound_of(tc, tm, lat, link))
+
+
+def _is_zero(x) -> bool:
+    return isinstance(x, float) and x == 0.0
 
 
 def at_clock(t: OpTime, clock_frac, prm: EffectParams) -> OpTime:

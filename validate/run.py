@@ -2,8 +2,9 @@
 ``python3 -m validate``).
 
 It runs the kernel sections of :mod:`validate.runner` over the catalogue :mod:`validate.cases`,
-then the repeats, whole Llama layers (:mod:`validate.layers`) and sustained power
-(:mod:`validate.power`), and writes, into ``out_dir`` (default
+then the repeats, whole Llama layers (:mod:`validate.layers`), sustained power
+(:mod:`validate.power`) and the operating states (:mod:`validate.states`, DRAM bytes through
+:mod:`validate.dram` where Nsight Compute is installed), and writes, into ``out_dir`` (default
 ``validate/measurements/<hardware_id>/``), each file atomically and rewritten after every step so a
 cut-off run keeps what it measured:
 
@@ -11,6 +12,9 @@ cut-off run keeps what it measured:
 - ``failures.csv`` cases that failed, mismatched the vendor result, or were skipped for time;
 - ``layers.csv``   whole Llama decoder-layer timings;
 - ``power.csv``, ``power_trace.csv`` sustained power runs;
+- ``states.csv``, ``states_trace.csv``, ``dram_bytes.csv`` burst / sustained / eager-call timings
+  and DRAM bytes (:func:`run_states_only` runs this part alone, its environment in
+  ``states_environment.json`` so a kernel run's ``environment.json`` is left as it is);
 - ``environment.json`` GPU, driver, torch/triton/CUDA versions, git sha, and how it was measured.
 """
 
@@ -81,6 +85,7 @@ def run_all(
     layers: bool = True,
     power: bool = True,
     power_run_s: float | None = None,
+    states: bool = True,
 ) -> RunResult:
     """Measure every kernel, a whole Llama layer and sustained power on the attached GPU.
 
@@ -92,7 +97,8 @@ def run_all(
             attached (an unmapped one is filed under ``unknown-<name>``).
         quick: a tiny subset (a few shapes per kernel, 1 s power runs): seconds, for smoke tests.
         progress: show rich progress bars and a per-section log on stderr.
-        layers, power: include the whole-layer and the sustained-power measurements.
+        layers, power, states: include the whole-layer, the sustained-power and the
+            operating-state (+ DRAM bytes) measurements.
         power_run_s: seconds per sustained power run (default 5 s, quick 1 s).
 
     Returns:
@@ -102,7 +108,7 @@ def run_all(
         NoGPUError: torch sees no CUDA GPU (the message says so; no measurement is attempted).
         HardwareMismatchError: ``hardware_id`` is unknown or is not the attached GPU.
 
-    A full run takes about 6-7 minutes on an H100 (per-section time budgets skip what does not fit;
+    A full run takes about 6-7 minutes on an H100, plus about 5 for the states (per-section time budgets skip what does not fit;
     skipped and failed cases are listed in ``failures.csv``); Triton kernels that fail to import or
     run are recorded there while the vendor references still run.
     """
@@ -111,6 +117,8 @@ def run_all(
         headline_ids = _sweep_kernels(session)
         layer_rows = _measure_layers(session) if layers else []
         power_rows = _measure_power(session, power_run_s) if power else []
+        if states:
+            _measure_states(session)
     session.flush(final=True)
     runner = session.runner
     return RunResult(
@@ -227,6 +235,61 @@ def _measure_power(session: _Session, power_run_s: float | None) -> list[dict]:
     session.flush()
     session.log(f"power: {len(power_rows)} runs, {runner.section_s['power']:.1f} s")
     return power_rows
+
+
+def _states_and_dram(runner: Runner, folder: Path, progress=None,
+                     dram_timeout_s: float = 300.0) -> tuple[list[dict], dict]:
+    """The states section, then DRAM bytes under ncu; returns (states rows, metadata)."""
+    from validate.dram import run_dram
+    from validate.states import run_states, states_meta
+
+    t0 = time.perf_counter()
+    run = run_states(runner.env, runner.nvml, quick=runner.cfg.quick, folder=folder,
+                     progress=progress)
+    runner.failures += run.failures
+    meta = {"states": states_meta(run.cfg, run.instant), "n_state_rows": len(run.rows),
+            "states_failures": run.failures, "states_s": time.perf_counter() - t0}
+    t1 = time.perf_counter()
+    dram_rows, meta["dram"] = run_dram(runner.env, folder, quick=runner.cfg.quick,
+                                       timeout_s=dram_timeout_s)
+    meta.update(n_dram_rows=len(dram_rows), dram_s=time.perf_counter() - t1)
+    return run.rows, meta
+
+
+def _measure_states(session: _Session) -> list[dict]:
+    rows, meta = _states_and_dram(session.runner, session.folder, session.bar)
+    for name in ("states", "states_trace", "dram_bytes"):
+        if (session.folder / f"{name}.csv").exists():
+            session.files[name] = session.folder / f"{name}.csv"
+    session.runner.section_s["states"] = meta["states_s"] + meta["dram_s"]
+    session.meta.update(meta)
+    session.flush()
+    session.log(f"states: {meta['n_state_rows']} rows, {meta['n_dram_rows']} DRAM rows, "
+                f"{session.runner.section_s['states']:.1f} s")
+    return rows
+
+
+def run_states_only(out_dir: Path | str | None = None, hardware_id: str | None = None,
+                    quick: bool = False, progress: bool = True,
+                    dram_timeout_s: float = 300.0) -> tuple[Path, list[dict], dict]:
+    """Only the operating states and DRAM bytes (``--only-states``); returns (folder, states
+    rows, metadata). Writes ``states.csv``, ``states_trace.csv``, ``dram_bytes.csv`` and
+    ``states_environment.json`` (environment + method) into ``out_dir`` (default
+    ``validate/measurements/<hardware_id>/``); refuses like :func:`run_all` (NoGPUError,
+    HardwareMismatchError) before any GPU work. ``dram_timeout_s`` bounds the ncu run."""
+    runner = make_runner(hardware_id, quick)
+    folder = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR / runner.env.hardware_id
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    meta = {"environment": runner.env.to_dict(), "quick": quick, "started_unix_s": started,
+            "finished": False}
+    write_json_atomic(folder / "states_environment.json", meta)
+    console, bar = _progress(progress)
+    with bar or contextlib.nullcontext():
+        rows, more = _states_and_dram(runner, folder, bar, dram_timeout_s)
+    meta.update(more, finished=True, elapsed_s=time.time() - started)
+    write_json_atomic(folder / "states_environment.json", meta)
+    return folder, rows, meta
 
 
 # ---------------------------------------------------------------------------------------- headline

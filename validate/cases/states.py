@@ -1,0 +1,157 @@
+"""The cases of the operating-state measurements (:mod:`validate.states`): a few vendor kernels and
+whole Llama-3-8B decoder-layer steps, each timed "burst", "sustained" and (short kernels) "eager_call".
+
+Kernel cases are built by the kernel catalogue's own group builders (:mod:`validate.cases.gemm`,
+:mod:`~validate.cases.attention`, :mod:`~validate.cases.copies`), so their case ids, shape columns,
+input sets and ``flops`` / ``hbm_bytes`` counts are those of ``kernels.csv`` (vendor variant only:
+cuBLAS ``torch.matmul``, fp8 ``torch._scaled_mm``, SDPA, ``copy_``). Layer cases are
+:class:`validate.layers.LlamaLayer` steps with the case ids and columns of ``layers.csv``: prefill
+eager (as layers.csv times it), decode captured as a CUDA graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from validate.runner import Group, Kernels, SweepConfig
+
+# (m, n, k) of the bf16 GEMMs; fp8 adds FP8_GEMMS where the GPU has fp8 (compute capability >= 8.9)
+BF16_GEMMS: tuple[tuple[int, int, int], ...] = (
+    (8192, 8192, 8192), (4096, 4096, 4096), (4096, 14336, 4096), (1024, 4096, 4096),
+    (1, 28672, 4096), (1, 8192, 28672), (64, 4096, 4096), (16, 4096, 4096), (256, 14336, 4096),
+)
+FP8_GEMMS: tuple[tuple[int, int, int], ...] = ((4096, 4096, 4096),)
+# (batch, seq, n_q_heads, n_kv_heads, head_dim), causal
+PREFILLS: tuple[tuple[int, int, int, int, int], ...] = (
+    (4, 4096, 32, 8, 128), (1, 8192, 32, 8, 128), (8, 1024, 32, 8, 128),
+)
+# (batch, context, n_q_heads, n_kv_heads, head_dim), contiguous cache
+DECODES: tuple[tuple[int, int, int, int, int], ...] = (
+    (64, 4096, 32, 8, 128), (16, 32768, 32, 8, 128), (8, 1024, 32, 8, 128),
+)
+COPIES: tuple[int, ...] = (2**30, 64 * 2**20)  # bytes
+LAYER_MODEL = "llama-3-8b"
+# (mode, batch, seq or context, graph)
+LAYER_STEPS: tuple[tuple[str, int, int, bool], ...] = (
+    ("prefill", 1, 2048, False), ("decode", 32, 4096, True), ("decode", 8, 1024, True),
+)
+
+# --quick: one small case per kind (seconds in all), for smoke tests
+QUICK_BF16_GEMMS = ((1024, 4096, 4096), (16, 4096, 4096))
+QUICK_PREFILLS = ((2, 1024, 32, 8, 128),)
+QUICK_DECODES = ((8, 1024, 32, 8, 128),)
+QUICK_COPIES = (64 * 2**20,)
+QUICK_LAYER_STEPS = (("decode", 8, 1024, True),)
+
+
+@dataclasses.dataclass
+class StateCase:
+    """One case: what to call and how it is described in states.csv / dram_bytes.csv.
+
+    ``make_fns(n)`` builds ``n`` zero-argument closures doing the same work, each on its own input
+    set (the runner rotates over them so small inputs are not served from L2); a layer case always
+    returns one closure (its weights exceed L2). ``graph`` says whether burst and sustained time CUDA
+    graph replays (True) or back-to-back eager calls (the prefill layer step, as layers.csv).
+    """
+
+    case_id: str
+    kernel: str  # gemm | attention_prefill | attention_decode | copy | layer
+    impl: str
+    shape: dict  # the states.csv shape / layer columns of this case
+    graph: bool
+    set_bytes: int  # device bytes of one input set, for L2 rotation (0: never rotate)
+    make_fns: Callable[[int], list[Callable[[], Any]]]
+    counts: Callable[[], tuple[int | None, int | None]]  # (flops, hbm_bytes)
+
+
+def _from_group(group: Group) -> StateCase:
+    """The vendor variant of a catalogue group as a state case (same id, shape and counts)."""
+    (variant,) = [v for v in group.variants if v.impl == "vendor"]
+
+    def make_fns(n: int):
+        return [variant.make(group.make_set()) for _ in range(max(1, n))]
+
+    shape = {"dtype": group.dtype, **group.shape}
+    if group.kernel == "attention_decode":
+        shape.setdefault("paged", False)
+    return StateCase(case_id=group.case_id("vendor"), kernel=group.kernel, impl="vendor",
+                     shape=shape, graph=True, set_bytes=group.set_bytes if group.rotate else 0,
+                     make_fns=make_fns, counts=group.counts)
+
+
+def _gemm_cases(torch, kern: Kernels, quick: bool, fp8_ok: bool) -> list[StateCase]:
+    from validate.cases.gemm import _gemm_group, llama_linears
+
+    linears = llama_linears()
+    shapes = [(s, "bf16") for s in (QUICK_BF16_GEMMS if quick else BF16_GEMMS)]
+    if fp8_ok and not quick:
+        shapes += [(s, "fp8") for s in FP8_GEMMS]
+    return [_from_group(_gemm_group(torch, kern, m, n, k, dtype, False, linears))
+            for (m, n, k), dtype in shapes]
+
+
+def _attention_cases(torch, kern: Kernels, quick: bool) -> list[StateCase]:
+    from validate.cases.attention import _decode_group, _prefill_group, _sdpa
+
+    sdpa, native_gqa = _sdpa(torch)
+    prefills = QUICK_PREFILLS if quick else PREFILLS
+    decodes = QUICK_DECODES if quick else DECODES
+    cases = [_from_group(_prefill_group(torch, kern, sdpa, native_gqa, b, s, hq, hkv, d, True))
+             for b, s, hq, hkv, d in prefills]
+    cases += [_from_group(_decode_group(torch, kern, sdpa, native_gqa, b, c, hq, hkv, d, False))
+              for b, c, hq, hkv, d in decodes]
+    return cases
+
+
+def _copy_cases(torch, kern: Kernels, quick: bool) -> list[StateCase]:
+    from validate.cases.copies import copy_groups
+
+    sizes = QUICK_COPIES if quick else COPIES
+    groups = {g.shape["bytes"]: g for g in copy_groups(torch, kern, SweepConfig.full())}
+    return [_from_group(groups[nbytes]) for nbytes in sizes]
+
+
+def layer_case(mode: str, batch: int, length: int, graph: bool) -> StateCase:
+    """A Llama-3-8B decoder-layer step: prefill (``length`` = seq) or decode (``length`` = context);
+    case id and columns as layers.csv."""
+    from validate.layers import LLAMA_3_8B
+
+    dims = LLAMA_3_8B
+    seq, context = (length, None) if mode == "prefill" else (None, length)
+    tag = f"s{seq}" if mode == "prefill" else f"ctx{context}"
+    shape = {"dtype": "bf16", "mode": mode, "model": dims.model, "hidden": dims.hidden,
+             "n_q_heads": dims.n_q_heads, "n_kv_heads": dims.n_kv_heads,
+             "head_dim": dims.head_dim, "ffn_hidden": dims.ffn_hidden, "batch": batch, "seq": seq,
+             "context": context}
+    return StateCase(
+        case_id=f"layer-{dims.model}-{mode}-b{batch}-{tag}" + ("-graph" if graph else ""),
+        kernel="layer", impl="vendor", shape=shape, graph=graph, set_bytes=0,
+        make_fns=lambda n: [_layer_step(dims, mode, batch, length)],
+        counts=lambda: (None, None),
+    )
+
+
+def _layer_step(dims, mode: str, batch: int, length: int) -> Callable[[], Any]:
+    """One step on fresh random weights; the closure keeps the layer (and KV cache) alive."""
+    import torch
+
+    from validate.layers import LlamaLayer
+
+    layer = LlamaLayer(dims)
+    if mode == "decode":
+        step, _, _ = layer.decode_step(batch, length)
+        return step
+    x = torch.randn(batch, length, dims.hidden, device="cuda", dtype=torch.bfloat16)
+    cos, sin = layer.rope_tables(torch.arange(length, device="cuda"))
+    return lambda: layer.prefill(x, cos, sin)
+
+
+def state_cases(torch, kern: Kernels, quick: bool = False, fp8_ok: bool = True) -> list[StateCase]:
+    """Every state case in run order: GEMMs, prefill, decode, copies, then layer steps. Nothing is
+    allocated until a case's ``make_fns`` is called."""
+    cases = _gemm_cases(torch, kern, quick, fp8_ok)
+    cases += _attention_cases(torch, kern, quick)
+    cases += _copy_cases(torch, kern, quick)
+    cases += [layer_case(*step) for step in (QUICK_LAYER_STEPS if quick else LAYER_STEPS)]
+    return cases
