@@ -66,6 +66,9 @@ class GemmParams(_Group):
     knee_exponent: float = fit_field(4.0, fit=(1.0, 16.0), ge=1)
     # Fixed per-kernel time (launch + ramp + tail) seen by CUDA events.
     latency_s: float = fit_field(4.0e-6, fit=LATENCY_FIT, ge=0)
+    # The share of compute time that scales with 1/SM clock (the rest is paced by L2 and memory, which the
+    # power limit does not slow). H200 run: cuBLAS GEMMs 18% slower at 26-34% lower clocks → β ≈ 0.55.
+    clock_bound_frac: float = fit_field(1.0, stage="power", ge=0, le=1)
     # (BLOCK_M, BLOCK_N) the library picks for large shapes: tile and wave quantization (NVIDIA Matrix
     # Multiplication Background guide, DU-09799-001 §3.1-3.2). Discrete: chosen among these starts.
     tile: tuple[int, int] = fit_field((128, 256), starts=((128, 128), (128, 256), (256, 128), (64, 128), (64, 256)))
@@ -86,6 +89,8 @@ class PrefillAttentionParams(_Group):
     # ... and causal diagonal (masked) tiles cost this fraction of a tile more.
     causal_diag_overhead_frac: float = fit_field(0.3, fit=(0.0, 4.0), ge=0)
     latency_s: float = fit_field(6.0e-6, fit=LATENCY_FIT, ge=0)
+    # Share of compute time that scales with 1/SM clock (H200 run: 16% slower at 16% lower clocks → ≈ 1).
+    clock_bound_frac: float = fit_field(1.0, stage="power", ge=0, le=1)
 
 
 class DecodeAttentionParams(_Group):

@@ -27,7 +27,7 @@ from hwspecs.schema import Hardware
 from simulator.kinds.base import xp_for
 from simulator.ops import forward_op_list
 from simulator.power import TENSOR_KINDS, PowerModel, power_model, settle
-from simulator.roofline import at_clock, knee, op_time
+from simulator.roofline import at_clock, clock_scale, knee, op_time
 from workloads.model import ModelSpec
 
 BYTE_KINDS = ("weight_bytes", "act_read_bytes", "act_write_bytes", "kv_read_bytes", "kv_write_bytes")
@@ -124,23 +124,23 @@ def totals(pairs):
     return gpu, n_kernels, flops, hbm
 
 
-def work(pairs):
+def work(pairs, pm: PowerModel):
     """(tensor-core FLOPs, DRAM bytes) of a pass: what its dynamic energy is spent on."""
     tensor = sum(op.flops * op.n_repeats for op, _ in pairs if op.kind in TENSOR_KINDS)
-    return tensor, sum(op.hbm_bytes * op.n_repeats for op, _ in pairs)
+    return tensor, sum(pm.dram_bytes(op) * op.n_repeats for op, _ in pairs)
 
 
 def _scalar_timer(pairs, prm: EffectParams):
     """gpu_at for a pass of plain numbers, as a closure over its terms: the clock search re-times a pass
     ~10 times, and the generic path costs ~20 µs a time."""
-    rows = [(op.n_repeats, t.latency_s, t.compute_s, t.memory_s, t.link_s) for op, t in pairs]
+    rows = [(op.n_repeats, t.latency_s, t.compute_s, t.memory_s, t.link_s, t.clock_bound_frac) for op, t in pairs]
     p = prm.gemm.knee_exponent
     inv_p = 1.0 / p
 
     def gpu(phi: float) -> float:
         total = 0.0
-        for n, lat, tc, tm, link in rows:
-            c = tc / phi
+        for n, lat, tc, tm, link, beta in rows:
+            c = tc * (beta / phi + 1.0 - beta)
             top, low = (c, tm) if c >= tm else (tm, c)
             body = top * (1.0 + (low / top) ** p) ** inv_p if top > 0 else 0.0
             total += n * (lat + (body if body >= link else link))
@@ -155,7 +155,7 @@ def gpu_at(pairs, phi, prm: EffectParams):
     p = prm.gemm.knee_exponent
     total = 0.0
     for op, t in pairs:
-        body = knee(t.compute_s / phi, t.memory_s, p, xp)
+        body = knee(t.compute_s * clock_scale(t.clock_bound_frac, phi), t.memory_s, p, xp)
         total = total + op.n_repeats * (t.latency_s + xp.maximum(body, t.link_s))
     return total
 
@@ -171,7 +171,7 @@ def step_bound(pairs) -> str:
 def settled(s: Setup, phase: str, boost_pairs, cuda_graph) -> PhaseResult:
     """The pass at the clock its operating state settles at, with its power, energy and bound."""
     n = sum(op.n_repeats for op, _ in boost_pairs)
-    tensor, dram = work(boost_pairs)
+    tensor, dram = work(boost_pairs, s.pm)
 
     scalar = xp_for(boost_pairs[0][1].time_s, tensor) is not np
     fast = _scalar_timer(boost_pairs, s.prm) if scalar else None

@@ -55,4 +55,4 @@ def predict_kernel(hardware, kernel: str, calibration="auto", impl="vendor", *, 
     time = t.time_s + (eager_call_s(kind, prm) if launch == "eager" else 0.0)
     return KernelPrediction(float(time), float(op.flops), float(op.hbm_bytes), str(t.bound), float(t.compute_s),
                             float(t.memory_s), float(t.latency_s), float(t.link_s), power, power * t.time_s,
-                            phi * hw.boost_clock_hz, state, launch, float(t.time_s))
+                            phi * hw.boost_clock_hz, state, launch, float(t.time_s), float(pm.dram_bytes(op)))

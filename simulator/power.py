@@ -17,9 +17,12 @@ integral of the power over the pass by construction.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from simulator.kinds import KINDS
 
 STATES = ("sustained", "burst")
 # Kinds whose FLOPs run on the tensor cores; the rest (norms, activations) are counted in the active power.
@@ -40,6 +43,11 @@ class PowerModel:
     phi_max: float  # 1, or a locked clock / boost
     phi_min: float
     boost_clock_hz: float
+    hw: Any = field(default=None, repr=False, compare=False)  # for the kinds' DRAM-traffic rules
+
+    def dram_bytes(self, op):
+        """DRAM bytes of one execution of ``op`` as the memory controller sees them (tile re-reads)."""
+        return KINDS[op.kind].dram_bytes(op, self.hw)
 
     def power_w(self, phi, step_s, busy_s, tensor_flops, dram_bytes):
         """Mean board power of a pass of ``step_s`` (kernels busy ``busy_s``) at clock fraction ``phi``."""
@@ -55,7 +63,7 @@ class PowerModel:
 def op_power_w(pm: PowerModel, op, t, phi):
     """Board power while one op runs (its kernel alone, at clock fraction ``phi``)."""
     tensor = op.flops if op.kind in TENSOR_KINDS else 0.0
-    return pm.power_w(phi, t.time_s, t.time_s, tensor, op.hbm_bytes)
+    return pm.power_w(phi, t.time_s, t.time_s, tensor, pm.dram_bytes(op))
 
 
 def power_model(hw, prm, state="sustained", power_cap_w=None, sm_clock_hz=None) -> PowerModel:
@@ -79,7 +87,7 @@ def power_model(hw, prm, state="sustained", power_cap_w=None, sm_clock_hz=None) 
     return PowerModel(state, idle, p.active_power_frac * hw.tdp_w,
                       p.tensor_power_frac * hw.tdp_w / hw.peak("bf16"),
                       p.dram_power_frac * hw.tdp_w / hw.memory_bandwidth_bytes_per_s, p.voltage_exponent, cap,
-                      phi_max, min(p.min_clock_frac, phi_max), hw.boost_clock_hz)
+                      phi_max, min(p.min_clock_frac, phi_max), hw.boost_clock_hz, hw)
 
 
 def _checked(value, name: str) -> float:

@@ -156,3 +156,4 @@ class KernelPrediction:
     state: str = "sustained"
     launch: str = "graph"
     gpu_s: float = 0.0
+    dram_bytes: float = 0.0  # as the memory controller sees them (tile re-reads past L2); hbm_bytes: minimum

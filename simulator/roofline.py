@@ -31,6 +31,14 @@ class OpTime:
     link_s: Any
     time_s: Any
     bound: Any  # "compute" | "memory" | "latency" | "link" (array of str for sweeps)
+    clock_bound_frac: Any = 1.0  # the share of compute_s that scales with 1/clock (see clock_scale)
+
+
+def clock_scale(clock_bound_frac, clock_frac):
+    """Factor on compute time at ``clock_frac`` of boost: β/φ + (1 − β). β = 1: time ∝ 1/clock; a kernel
+    partly paced by something the SM clock does not drive (L2, memory) has β < 1 (H200: cuBLAS GEMMs
+    ran 18% slower at 26-34% lower clocks, β ≈ 0.55; flash attention 16% at 16%, β ≈ 1)."""
+    return clock_bound_frac / clock_frac + (1.0 - clock_bound_frac)
 
 
 def knee(tc, tm, p, xp=np):
@@ -72,18 +80,19 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
     if kind is None:
         raise ValueError(f"unknown op kind {op.kind!r}")
     tc, tm, lat, link = kind.time(op, hw, prm, xp, link_bytes_per_s, host_link_bytes_per_s)
-    if not (isinstance(clock_frac, float) and clock_frac == 1.0):  # a lower clock slows every compute term alike
-        tc = tc / clock_frac
+    beta = kind.clock_bound(prm)
+    if not (isinstance(clock_frac, float) and clock_frac == 1.0):  # a lower clock slows the compute term
+        tc = tc * clock_scale(beta, clock_frac)
     if xp is np and not with_bound:  # sweeps' inner loops: the terms keep their own (broadcastable) shapes
         body = knee(tc, tm, prm.gemm.knee_exponent, xp)
-        return OpTime(tc, tm, lat, link, lat + (body if _is_zero(link) else np.maximum(body, link)), None)
+        return OpTime(tc, tm, lat, link, lat + (body if _is_zero(link) else np.maximum(body, link)), None, beta)
     if xp is np:
         zero = np.zeros_like(op.flops, dtype=float)
         tc, tm, lat, link = tc + zero, tm + zero, lat + zero, link + zero
     time = lat + xp.maximum(knee(tc, tm, prm.gemm.knee_exponent, xp), link)
     if xp is np:
-        return OpTime(tc, tm, lat, link, time, bound_of(tc, tm, lat, link))
-    return OpTime(float(tc), float(tm), float(lat), float(link), float(time), bound_of(tc, tm, lat, link))
+        return OpTime(tc, tm, lat, link, time, bound_of(tc, tm, lat, link), beta)
+    return OpTime(float(tc), float(tm), float(lat), float(link), float(time), bound_of(tc, tm, lat, link), beta)
 
 
 def _is_zero(x) -> bool:
@@ -91,12 +100,12 @@ def _is_zero(x) -> bool:
 
 
 def at_clock(t: OpTime, clock_frac, prm: EffectParams) -> OpTime:
-    """``t`` (timed at the boost clock) re-timed with its compute term at ``clock_frac``; no kind is
-    re-evaluated (compute time is exactly inversely proportional to the clock in every kind)."""
+    """``t`` (timed at the boost clock) re-timed with its compute term at ``clock_frac`` (``clock_scale``);
+    no kind is re-evaluated."""
     if isinstance(clock_frac, float) and (clock_frac == 1.0 or (isinstance(t.compute_s, float) and t.compute_s == 0.0)):
         return t
-    tc = t.compute_s / clock_frac
+    tc = t.compute_s * clock_scale(t.clock_bound_frac, clock_frac)
     xp = xp_for(tc, t.memory_s)
     time = t.latency_s + xp.maximum(knee(tc, t.memory_s, prm.gemm.knee_exponent, xp), t.link_s)
     bound = None if t.bound is None else bound_of(tc, t.memory_s, t.latency_s, t.link_s)
-    return OpTime(tc, t.memory_s, t.latency_s, t.link_s, time, bound)
+    return OpTime(tc, t.memory_s, t.latency_s, t.link_s, time, bound, t.clock_bound_frac)

@@ -33,7 +33,7 @@ from hwspecs.calibration import Calibration, EffectParams, Provenance
 from hwspecs.effects import fit_bounds, stage_fields, stage_starts
 from simulator import engine
 from simulator.kinds import KINDS
-from validate.power_fit import fit_eager_calls, fit_power
+from validate.power_fit import fit_clock_bound, fit_eager_calls, fit_power
 from workloads.model import ModelSpec
 
 # Repeated timings of one case may differ by this much before the data is refused as too noisy.
@@ -253,6 +253,7 @@ def fit_params(hw, kernels: pd.DataFrame, impl: str, start: EffectParams, layers
     if impl == "vendor":
         fit_states = None if states is None else states[states["split"] == "fit"]
         params = fit_power(hw, power, fit_states, params)
+        params = fit_clock_bound(states, params)
         params = fit_eager_calls(hw, fit_states, params)
     return params
 

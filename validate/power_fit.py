@@ -20,7 +20,6 @@ from scipy.optimize import nnls
 
 from hwspecs.calibration import EffectParams
 from simulator.kinds.gemm import flops as gemm_flops
-from simulator.kinds.gemm import hbm_bytes as gemm_hbm_bytes
 from simulator.power import TENSOR_KINDS
 
 POWER_GEMM_SIZE = 8192  # validate/power.py's compute run: back-to-back 8192³ bf16 GEMMs
@@ -36,17 +35,27 @@ def power_points(hw, power: pd.DataFrame | None, states: pd.DataFrame | None) ->
             phi = r["mean_sm_clock_hz"] / hw.boost_clock_hz
             if r["run"] == "compute" and r.get("achieved_flops_per_s", 0) > 0:
                 n = POWER_GEMM_SIZE
-                dram = r["achieved_flops_per_s"] / gemm_flops(n, n, n) * gemm_hbm_bytes(n, n, n, 2, 2)
+                dram = r["achieved_flops_per_s"] / gemm_flops(n, n, n) * _dram_bytes(
+                    hw, {"kernel": "gemm", "m": n, "n": n, "k": n, "dtype": "bf16"})
                 rows.append(("power:compute", phi, r["mean_power_w"], r["achieved_flops_per_s"], dram))
             elif r["run"] == "memory" and r.get("achieved_bytes_per_s", 0) > 0:
                 rows.append(("power:memory", phi, r["mean_power_w"], 0.0, r["achieved_bytes_per_s"]))
     if states is not None and len(states):
-        sus = states[(states["state"] == "sustained") & (states["kernel"] != "layer") & (states["median_s"] > 0)]
+        sus = states[(states["state"] == "sustained") & (states["kernel"] != "layer") & (states["median_s"] > 0)
+                     & (states["mean_power_w"] > 0)]
         for r in sus.to_dict("records"):
             tensor = r["flops"] / r["median_s"] if r["kernel"] in TENSOR_KINDS else 0.0
             rows.append((f"states:{r['case_id']}", r["mean_sm_clock_hz"] / hw.boost_clock_hz, r["mean_power_w"],
-                         tensor, r["hbm_bytes"] / r["median_s"]))
+                         tensor, _dram_bytes(hw, r) / r["median_s"]))
     return pd.DataFrame(rows, columns=["case", "phi", "power_w", "tensor_flops_per_s", "dram_bytes_per_s"])
+
+
+def _dram_bytes(hw, row) -> float:
+    """The model's DRAM bytes of a measured kernel (tile re-reads included): the traffic that drew power."""
+    import simulator
+    from validate.calibrate import kernel_shape
+
+    return simulator.predict_kernel(hw, row["kernel"], calibration=None, state="burst", **kernel_shape(row)).dram_bytes
 
 
 def idle_power_w(power: pd.DataFrame | None) -> float | None:
@@ -112,3 +121,27 @@ def _as_calibration(hw, params: EffectParams):
     from hwspecs.calibration import Calibration
 
     return Calibration.from_params(hw.id, params, params)
+
+
+# kernel class in states.csv → the effect field holding its clock-bound share of compute time
+CLOCK_BOUND_FIELDS = {"gemm": "gemm.clock_bound_frac", "attention_prefill": "attention_prefill.clock_bound_frac"}
+MIN_CLOCK_DROP_FRAC = 0.05  # cases whose clock fell less than this say nothing about β
+
+
+def fit_clock_bound(states: pd.DataFrame | None, params: EffectParams) -> EffectParams:
+    """β per kernel class from the same case timed burst and sustained: t_s / t_b − 1 = β·(f_b / f_s − 1)
+    (compute-bound cases, whose clock fell under the power limit); the median over cases, in [0, 1]."""
+    if states is None or not len(states):
+        return params
+    updates = {}
+    for kernel, path in CLOCK_BOUND_FIELDS.items():
+        rows = states[states["kernel"] == kernel]
+        burst = rows[rows["state"] == "burst"].set_index("case_id")
+        sus = rows[(rows["state"] == "sustained") & (rows["split"] == "fit")].set_index("case_id")
+        both = sus.join(burst, lsuffix="_s", rsuffix="_b", how="inner")
+        drop = both["mean_sm_clock_hz_b"] / both["mean_sm_clock_hz_s"] - 1.0
+        slow = both["median_s_s"] / both["median_s_b"] - 1.0
+        betas = (slow / drop)[drop > MIN_CLOCK_DROP_FRAC]
+        if len(betas):
+            updates[path] = float(np.clip(np.median(betas), 0.0, 1.0))
+    return params.with_values(updates) if updates else params

@@ -59,12 +59,28 @@ def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration
         summary = pd.concat([summary[summary.source != "transfer"],
                              summarize(cases[cases.source == "transfer"], split=None)], ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _compare_states(hw.id, measurements, out_dir, sources)
     _write_csv(cases, out_dir / "compare_cases.csv")
     _write_csv(summary, out_dir / "compare_summary.csv")
     shown = cases if split is None else cases[(cases["split"] == "score") | (cases["source"] == "transfer")]
     plot(shown, out_dir / "compare.png",
          f"{hw.id}: predicted vs measured ({'held-out cases' if split else 'all cases'})")
     return cases, summary
+
+
+def _compare_states(hardware_id: str, measurements: Path, out_dir: Path, sources: dict):
+    """Burst / sustained / eager-call time, power and clock (``states.csv``), when the run has them."""
+    from validate.calibrate import read_states
+    from validate.compare_states import compare_states, summarize_states
+
+    states = read_states(measurements)
+    if states is None:
+        return None
+    cases = compare_states(hardware_id, states, sources)
+    scored = cases if "calibrated" not in sources else cases[(cases["split"] == "score") | (cases["source"] == "transfer")]
+    _write_csv(cases, out_dir / "compare_states_cases.csv")
+    _write_csv(summarize_states(scored, split=None), out_dir / "compare_states_summary.csv")
+    return cases
 
 
 def rerun_difference(first_measurements: Path, second_measurements: Path):

@@ -91,6 +91,7 @@ HEAD_FIELDS = (ShapeField("n_q_heads", "int"), ShapeField("n_kv_heads", "int"), 
 KIND = OpKind(
     name=NAME, help="causal or full self-attention of batch × seq tokens (flash-attention forward)",
     stage=NAME, build=_kernel_op, time=time, check=check_heads, library="sdpa",
+    clock_bound_frac=lambda prm: prm.attention_prefill.clock_bound_frac,
     shape=(ShapeField("batch", "int"), ShapeField("seq", "int"), *HEAD_FIELDS, ShapeField("causal", "bool", True),
            ShapeField("dtype", "dtype", "bf16")),
 )

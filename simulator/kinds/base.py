@@ -91,6 +91,17 @@ class OpKind:
     case_class: Callable[["OpKind", dict], str] = _default_class  # scoring class of a measurement row
     check: Callable[[dict], None] | None = None  # cross-field checks of a shape (e.g. head counts)
     library: str = "copy"  # the vendor library that launches it eagerly: "cublas", "sdpa" or "copy"
+    # DRAM bytes as the memory controller sees them, (op, hw) → bytes, where tiles re-read operands past
+    # L2; None: the op's minimum (each operand once). They set the DRAM energy, not the time.
+    dram: Callable | None = None
+    # The share of its compute time that scales with 1/clock, from its effect group: prm → β (None: 1).
+    clock_bound_frac: Callable | None = None
+
+    def clock_bound(self, prm) -> float:
+        return 1.0 if self.clock_bound_frac is None else self.clock_bound_frac(prm)
+
+    def dram_bytes(self, op: Op, hw):
+        return op.hbm_bytes if self.dram is None else self.dram(op, hw)
 
     @property
     def shape_names(self) -> tuple[str, ...]:
