@@ -31,22 +31,28 @@ with st.sidebar:
     tp = st.number_input("Tensor parallel (GPUs)", min_value=1, max_value=64, value=1, step=1)
     cuda_graph = st.toggle("CUDA-graph decode", value=True)
     calibrated = st.toggle("Use calibration (auto)", value=True)
+    state = st.selectbox("Operating state", ["sustained", "burst"], index=0,
+                         help="sustained: continuous load, clock held under the power limit; burst: after idle")
+    cap = st.number_input("Power cap (W, 0 = device limit)", min_value=0.0, max_value=5000.0, value=0.0, step=10.0)
+    clock_mhz = st.number_input("Locked SM clock (MHz, 0 = free)", min_value=0.0, max_value=5000.0, value=0.0,
+                                step=10.0)
 
 calibration = "auto" if calibrated else None
 try:
     scenario = workloads.Scenario(batch=int(batch), prompt_tokens=int(prompt), output_tokens=int(output),
                                   weight_dtype=weight_dtype, activation_dtype=act_dtype, kv_dtype=kv_dtype,
-                                  cuda_graph=cuda_graph, tensor_parallel=int(tp))
+                                  cuda_graph=cuda_graph, tensor_parallel=int(tp), state=state,
+                                  power_cap_w=cap or None, sm_clock_hz=clock_mhz * 1e6 or None)
     p = simulator.predict(hw_id, model_id, scenario, calibration=calibration)
 except ValueError as e:  # bad input, unsupported dtype, or a model / batch that does not fit
     st.error(display.error_line(e))
     st.stop()
 
-for col, m in zip(st.columns(5), app_view.headline_metrics(p, scenario)):
+for col, m in zip(st.columns(7), app_view.headline_metrics(p, scenario)):
     col.metric(m.label, m.value, help=m.help)
 st.caption(app_view.caption(p))
 
-tab_ops, tab_sweep, tab_mem = st.tabs(["Per-op breakdown", "Batch sweep", "Memory"])
+tab_ops, tab_sweep, tab_mem, tab_power = st.tabs(["Per-op breakdown", "Batch sweep", "Memory", "Power cap"])
 with tab_ops:
     st.plotly_chart(app_view.ops_figure(p.ops), use_container_width=True)
     st.dataframe(p.ops, use_container_width=True, hide_index=True)
@@ -56,3 +62,7 @@ with tab_sweep:
     st.dataframe(df, use_container_width=True, hide_index=True)
 with tab_mem:
     st.plotly_chart(app_view.memory_figure(app_view.memory_breakdown_bytes(p, hw_id)), use_container_width=True)
+with tab_power:
+    pw = app_view.power_sweep(hw_id, model_id, scenario, calibration)
+    st.plotly_chart(app_view.power_figure(pw), use_container_width=True)
+    st.dataframe(pw, use_container_width=True, hide_index=True)

@@ -11,7 +11,7 @@ import plotly.express as px
 import hwspecs
 import simulator
 import workloads
-from faces import display
+from faces import display, power_report
 
 # Batch sizes of the sweep tab: powers of two up to where most models stop fitting on one GPU.
 SWEEP_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -31,6 +31,9 @@ def headline_metrics(p: simulator.Prediction, scenario: workloads.Scenario) -> l
         Metric("End-to-end", display.seconds(p.e2e_s)),
         Metric("Decode throughput", f"{p.decode_tokens_per_s:,.0f} tok/s"),
         Metric("Max concurrency", f"{p.max_concurrency}", f"requests of {scenario.context_tokens} tokens"),
+        Metric("Power", f"{p.prefill_power_w:.0f} / {p.decode_power_w:.0f} W",
+               f"prefill / decode, {p.state}; clocks {p.prefill_clock_hz / 1e6:.0f} / {p.decode_clock_hz / 1e6:.0f} MHz"),
+        Metric("Energy", f"{p.energy_per_output_token_j:.3f} J/token", f"{p.output_tokens_per_j:.2f} output tokens per J"),
     ]
 
 
@@ -62,6 +65,20 @@ def sweep_figure(df):
     """Throughput against latency per token: the serving trade-off the batch size moves along."""
     return px.line(df, x="tpot_s", y="decode_tokens_per_s", markers=True, hover_data=["batch", "fits"],
                    labels={"tpot_s": "TPOT (s)", "decode_tokens_per_s": "decode tokens/s"})
+
+
+def power_sweep(hw_id: str, model_id: str, scenario: workloads.Scenario, calibration):
+    """The scenario under power caps from 100% to 50% of the device's limit (sustained operation)."""
+    fields = scenario.model_dump(exclude={"power_cap_w", "state"})
+    return power_report.power_table(hw_id, model_id, power_report.default_caps_w(hw_id), calibration, **fields)
+
+
+def power_figure(df):
+    """TTFT and TPOT relative to the uncapped values, against the cap."""
+    rel = df.assign(ttft=df.ttft_s / df.ttft_s.iloc[0], tpot=df.tpot_s / df.tpot_s.iloc[0],
+                    j_per_token=df.energy_per_output_token_j / df.energy_per_output_token_j.iloc[0])
+    return px.line(rel, x="power_cap_w", y=["ttft", "tpot", "j_per_token"], markers=True,
+                   labels={"power_cap_w": "power cap (W)", "value": "relative to the uncapped value"})
 
 
 def memory_breakdown_bytes(p: simulator.Prediction, hw_id: str) -> dict[str, float]:

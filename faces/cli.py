@@ -20,7 +20,7 @@ from rich.table import Table
 import hwspecs
 import simulator
 import workloads
-from faces import display
+from faces import display, power_report
 from faces.validate_commands import register as register_validate_commands
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -67,6 +67,11 @@ def _ints(name: str, text: str) -> list[int]:
     return vals
 
 
+def _hz(mhz: float | None) -> float | None:
+    """--sm-clock is given in MHz; the API takes Hz."""
+    return None if mhz is None else mhz * 1e6
+
+
 def _json_default(x):
     if hasattr(x, "item"):
         return x.item()
@@ -105,13 +110,17 @@ def predict(
     cuda_graph: bool = typer.Option(True, "--cuda-graph/--eager", help="decode from CUDA graphs or eagerly"),
     tensor_parallel: int = typer.Option(1, help="GPUs per model replica"),
     calibration: str = typer.Option("auto", help="auto | none | path to a calibration YAML"),
+    state: str = typer.Option("sustained", help="sustained (continuous load, power-limited clock) | burst"),
+    power_cap: Optional[float] = typer.Option(None, "--power-cap", help="power limit in W (what-if)"),
+    sm_clock: Optional[float] = typer.Option(None, "--sm-clock", help="locked SM clock in MHz (what-if)"),
     ops: bool = typer.Option(False, "--ops", help="also print the per-op table"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ):
-    """Predict TTFT, TPOT, throughput, memory and concurrency for one serving scenario."""
+    """Predict TTFT, TPOT, throughput, power, energy, memory and concurrency for one serving scenario."""
     sc = workloads.Scenario(batch=batch, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                             weight_dtype=weight_dtype, activation_dtype=activation_dtype, kv_dtype=kv_dtype,
-                            cuda_graph=cuda_graph, tensor_parallel=tensor_parallel)
+                            cuda_graph=cuda_graph, tensor_parallel=tensor_parallel, state=state,
+                            power_cap_w=power_cap, sm_clock_hz=_hz(sm_clock))
     p = simulator.predict(hardware, model, sc, calibration=_calibration_arg(calibration))
     if as_json:
         d = p.summary()
@@ -133,6 +142,10 @@ def predict(
                               f"KV {display.size(p.memory['kv_cache_bytes'])}, activations "
                               f"{display.size(p.memory['activation_bytes'])}, runtime {display.size(p.memory['workspace_bytes'])})"),
         ("max concurrency", f"{p.max_concurrency} requests of {sc.context_tokens} tokens"),
+        (f"power ({p.state})", f"prefill {p.prefill_power_w:.0f} W at {p.prefill_clock_hz / 1e6:.0f} MHz, "
+                               f"decode {p.decode_power_w:.0f} W at {p.decode_clock_hz / 1e6:.0f} MHz"),
+        ("energy", f"{p.energy_per_request_j:,.1f} J per request, {p.energy_per_output_token_j:.3f} J per output "
+                   f"token ({p.output_tokens_per_j:.2f} tokens/J)"),
     ]
     for k, v in rows:
         t.add_row(k, v)
@@ -140,11 +153,13 @@ def predict(
     if ops:
         df = p.ops
         ot = Table(title="per-op (time per execution; total = × repeats)")
-        for c in ("phase", "op", "kind", "n_repeats", "flops", "hbm_bytes", "time_s", "total_time_s", "bound"):
+        for c in ("phase", "op", "kind", "n_repeats", "flops", "hbm_bytes", "time_s", "total_time_s", "bound",
+                  "power", "clock"):
             ot.add_column(c)
         for r in df.itertuples():
             ot.add_row(r.phase, r.op, r.kind, str(r.n_repeats), f"{r.flops:.3g}", display.size(r.hbm_bytes),
-                       display.seconds(r.time_s), display.seconds(r.total_time_s), r.bound)
+                       display.seconds(r.time_s), display.seconds(r.total_time_s), r.bound, f"{r.power_w:.0f} W",
+                       f"{r.clock_hz / 1e6:.0f} MHz")
         out.print(ot)
 
 
@@ -286,17 +301,65 @@ def kernel(
     shape: list[str] = typer.Option([], "--shape", "-s", help="key=value, e.g. -s m=4096 -s n=4096 -s k=4096"),
     impl: str = typer.Option("vendor", help="vendor | triton"),
     calibration: str = typer.Option("auto"),
+    state: str = typer.Option("sustained", help="sustained (run back to back, power-limited) | burst (after idle)"),
+    launch: str = typer.Option("graph", help="graph (GPU time) | eager (one call timed alone, host launch included)"),
+    power_cap: Optional[float] = typer.Option(None, "--power-cap", help="power limit in W (what-if)"),
+    sm_clock: Optional[float] = typer.Option(None, "--sm-clock", help="locked SM clock in MHz (what-if)"),
     as_json: bool = typer.Option(False, "--json"),
 ):
     kw = _shape_args(name, shape)
-    kp = simulator.predict_kernel(hardware, name, calibration=_calibration_arg(calibration), impl=impl, **kw)
-    d = {"kernel": name, "hardware": hardware, "impl": impl, **kw, "time_s": kp.time_s, "flops": kp.flops,
-         "hbm_bytes": kp.hbm_bytes, "bound": kp.bound}
+    kp = simulator.predict_kernel(hardware, name, calibration=_calibration_arg(calibration), impl=impl, state=state,
+                                  launch=launch, power_cap_w=power_cap, sm_clock_hz=_hz(sm_clock), **kw)
+    d = {"kernel": name, "hardware": hardware, "impl": impl, "state": state, "launch": launch, **kw,
+         "time_s": kp.time_s, "gpu_s": kp.gpu_s, "flops": kp.flops, "hbm_bytes": kp.hbm_bytes,
+         "dram_bytes": kp.dram_bytes, "bound": kp.bound, "power_w": kp.power_w, "energy_j": kp.energy_j,
+         "clock_hz": kp.clock_hz}
     if as_json:
         _print_json(d)
         return
-    out.print(f"{name} on {hardware} ({impl}): {display.seconds(kp.time_s)} ({kp.bound}-bound), "
-              f"{display.rate(kp.flops / kp.time_s, 'FLOP')}, {display.rate(kp.hbm_bytes / kp.time_s, 'B')}")
+    out.print(f"{name} on {hardware} ({impl}, {state}, {launch}): {display.seconds(kp.time_s)} ({kp.bound}-bound), "
+              f"{display.rate(kp.flops / kp.gpu_s, 'FLOP')}, {display.rate(kp.hbm_bytes / kp.gpu_s, 'B')}, "
+              f"{kp.power_w:.0f} W at {kp.clock_hz / 1e6:.0f} MHz")
+
+
+@app.command()
+@friendly
+def power(
+    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H"),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
+    caps: Optional[str] = typer.Option(None, help="power caps in W, e.g. 700,560,420,350 (default 100-50% of TDP)"),
+    batch: int = typer.Option(16),
+    prompt_tokens: int = typer.Option(2048),
+    output_tokens: int = typer.Option(256),
+    tensor_parallel: int = typer.Option(1),
+    weight_dtype: str = typer.Option("bf16"),
+    kv_dtype: str = typer.Option("bf16"),
+    calibration: str = typer.Option("auto"),
+    chart: Optional[Path] = typer.Option(None, "--chart", help="also write a PNG chart here (atomically)"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """TTFT, TPOT, throughput, power and J/token against the power cap (sustained operation)."""
+    cap_list = [float(c) for c in _ints("caps", caps)] if caps else power_report.default_caps_w(hardware)
+    df = power_report.power_table(hardware, model, cap_list, _calibration_arg(calibration), batch=batch,
+                                  prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+                                  tensor_parallel=tensor_parallel, weight_dtype=weight_dtype, kv_dtype=kv_dtype)
+    if chart is not None:
+        if not chart.resolve().parent.is_dir():
+            raise UserError(f"--chart: folder {chart.resolve().parent} does not exist")
+        power_report.chart(df, chart, f"{model} on {hardware} (TP {tensor_parallel}), batch {batch}")
+        err.print(f"wrote {chart}")
+    if as_json:
+        out.print_json(json.dumps(df.to_dict(orient="records"), default=_json_default))
+        return
+    t = Table(title=f"{model} on {hardware} (TP {tensor_parallel}), batch {batch} × ({prompt_tokens} + "
+                    f"{output_tokens}) tokens, sustained")
+    for c in ("cap", "TTFT", "TPOT", "decode tok/s", "prefill W @ MHz", "decode W @ MHz", "J/token"):
+        t.add_column(c)
+    for r in df.itertuples():
+        t.add_row(f"{r.power_cap_w:.0f} W", display.seconds(r.ttft_s), display.seconds(r.tpot_s),
+                  f"{r.decode_tokens_per_s:,.0f}", f"{r.prefill_power_w:.0f} @ {r.prefill_clock_hz / 1e6:.0f}",
+                  f"{r.decode_power_w:.0f} @ {r.decode_clock_hz / 1e6:.0f}", f"{r.energy_per_output_token_j:.3f}")
+    out.print(t)
 
 
 # validate / calibrate / compare: their work lives in validate/ and imports torch only when a command runs.

@@ -16,8 +16,8 @@ import numpy as np
 from simulator.engine import PhaseResult, Setup, _timed_pass, gpu_at, launch_bound_s, settled, work
 from simulator.kinds.attention_decode import NAME as ATTN_DECODE
 from simulator.kinds.attention_prefill import attention_op
-from simulator.power import settle
-from simulator.roofline import OpTime, at_clock, op_time
+from simulator.power import settle, throttle
+from simulator.roofline import at_clock, clock_scale, knee, op_time
 
 # Gauss–Legendre nodes/weights on [-1, 1] for the decode integral over context.
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
@@ -84,10 +84,21 @@ def decode_step_at(s: Setup, co: DecodeCoeffs, context_tokens, cuda_graph=True) 
     return settled(s, "decode", tuple(pairs), cuda_graph)
 
 
-# Decode steps above the power limit: their step time is taken as a + b/φ through the times at boost and at
-# this clock fraction — exact for ops that are purely compute- or memory-bound, within ~3% in the knee
-# between (a sweep has millions of nodes; re-timing every op at every trial clock would cost seconds).
-_PROBE_CLOCK_FRAC = 0.6
+def _subset_terms(s: Setup, co: DecodeCoeffs, attn_nodes, shape, over):
+    """Every op's boost terms at the over-limit nodes: (n, latency, compute, memory, link, β) arrays."""
+    def sub(x):
+        return np.broadcast_to(x, shape)[over]
+
+    const = [(op, t, lambda x: sub(np.asarray(x, dtype=float)[..., None])) for op, t in co.const_pairs]
+    attn = [(op, t, sub) for op, t in attn_nodes]
+    return [(op.n_repeats, f(t.latency_s), f(t.compute_s), f(t.memory_s), f(t.link_s), t.clock_bound_frac)
+            for op, t, f in const + attn]
+
+
+def _gpu_of_terms(terms, phi, prm):
+    p = prm.gemm.knee_exponent
+    return sum(n * (lat + np.maximum(knee(tc * clock_scale(beta, phi), tm, p, np), link))
+               for n, lat, tc, tm, link, beta in terms)
 
 
 def _settle_nodes(s: Setup, co: DecodeCoeffs, attn_nodes, work, ctx, cuda_graph):
@@ -107,29 +118,22 @@ def _settle_nodes(s: Setup, co: DecodeCoeffs, attn_nodes, work, ctx, cuda_graph)
     if pm.state == "burst" or not np.any(over):
         return pm.phi_max, step_hi, energy_hi
     shape = np.shape(over)
-    sub = lambda x: np.broadcast_to(x, shape)[over]  # noqa: E731 - the over-limit nodes only
-    probe = _PROBE_CLOCK_FRAC * pm.phi_max
-    gpu_lo = sub(np.asarray(gpu_at(co.const_pairs, probe, s.prm), dtype=float)[..., None]) + sum(
-        op.n_repeats * at_clock(OpTime(*(sub(x) for x in (t.compute_s, t.memory_s, t.latency_s, t.link_s,
-                                                            t.time_s)), None, t.clock_bound_frac), probe, s.prm).time_s
-        for op, t in attn_nodes)
-    hi, ctx_o = sub(gpu_hi), sub(ctx)
-    tensor_o, dram_o = sub(t0) + sub(t1) * ctx_o, sub(d0) + sub(d1) * ctx_o
-    b = (gpu_lo - hi) / (1.0 / probe - 1.0 / pm.phi_max)  # gpu(φ) = a + b/φ
-    a = hi - b / pm.phi_max
+    terms = _subset_terms(s, co, attn_nodes, shape, over)
+    ctx_o = np.broadcast_to(ctx, shape)[over]
+    tensor_o = np.broadcast_to(t0, shape)[over] + np.broadcast_to(t1, shape)[over] * ctx_o
+    dram_o = np.broadcast_to(d0, shape)[over] + np.broadcast_to(d1, shape)[over] * ctx_o
 
-    def power_at(phi):
-        gpu = a + b / phi
-        return pm.power_w(phi, launch_bound_s(gpu, co.n_kernels, s.prm, cuda_graph), gpu, tensor_o, dram_o)
+    def times(phi):
+        gpu = _gpu_of_terms(terms, phi, s.prm)
+        return launch_bound_s(gpu, co.n_kernels, s.prm, cuda_graph), gpu
 
-    phi_o = settle(pm, power_at)
-    gpu_o = a + b / phi_o
-    step_o = launch_bound_s(gpu_o, co.n_kernels, s.prm, cuda_graph)
-    phi = np.full(shape, pm.phi_max)
+    phi_o = settle(pm, lambda phi: pm.power_w(phi, *times(phi), tensor_o, dram_o))
+    step_o, gpu_o = times(phi_o)
+    step_o, energy_o = throttle(pm, phi_o, step_o, gpu_o, tensor_o, dram_o)
     # step_hi and energy_hi are fresh full-size arrays here (the node axis broadcasts them): update in place
     step, energy = (x if np.shape(x) == shape else np.broadcast_to(x, shape).copy() for x in (step_hi, energy_hi))
-    phi[over], step[over] = phi_o, step_o
-    energy[over] = pm.power_w(phi_o, step_o, gpu_o, tensor_o, dram_o) * step_o
+    phi = np.full(shape, pm.phi_max)
+    phi[over], step[over], energy[over] = phi_o, step_o, energy_o
     return phi, step, energy
 
 

@@ -26,7 +26,7 @@ from hwspecs.calibration import EffectParams
 from hwspecs.schema import Hardware
 from simulator.kinds.base import xp_for
 from simulator.ops import forward_op_list
-from simulator.power import TENSOR_KINDS, PowerModel, power_model, settle
+from simulator.power import TENSOR_KINDS, PowerModel, power_model, settle, throttle
 from simulator.roofline import at_clock, clock_scale, knee, op_time
 from workloads.model import ModelSpec
 
@@ -183,16 +183,16 @@ def settled(s: Setup, phase: str, boost_pairs, cuda_graph) -> PhaseResult:
     phi = settle(s.pm, power_at)
     pairs = tuple((op, at_clock(t, phi, s.prm)) for op, t in boost_pairs)
     gpu, _, flops, hbm = totals(pairs)
-    time = launch_bound_s(gpu, n, s.prm, cuda_graph)
-    power = s.pm.power_w(phi, time, gpu, tensor, dram)
+    launched = launch_bound_s(gpu, n, s.prm, cuda_graph)
+    time, energy = throttle(s.pm, phi, launched, gpu, tensor, dram)
     bound = None
     if np.ndim(gpu) == 0 and pairs[0][1].bound is not None:
         bound = step_bound(pairs)
         if not cuda_graph and n * s.prm.host.eager_launch_overhead_s >= gpu + n * s.prm.launch.graph_gap_s:
             bound = "launch"  # the host's issue rate, not the GPU, set the pace
-        elif bound == "compute" and phi < s.pm.phi_max * POWER_BOUND_CLOCK_FRAC:
+        elif time > launched or (bound == "compute" and phi < s.pm.phi_max * POWER_BOUND_CLOCK_FRAC):
             bound = "power"
-    return PhaseResult(phase, time, gpu, n, flops, hbm, bound, phi, pairs, power, power * time,
+    return PhaseResult(phase, time, gpu, n, flops, hbm, bound, phi, pairs, energy / time, energy,
                        phi * s.pm.boost_clock_hz)
 
 

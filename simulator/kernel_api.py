@@ -10,7 +10,7 @@ from simulator import kinds
 from simulator.api import resolve
 from simulator.engine import link_rate
 from simulator.kinds.base import Op
-from simulator.power import op_power_w, power_model, settle
+from simulator.power import TENSOR_KINDS, op_power_w, power_model, settle, throttle
 from simulator.results import KernelPrediction
 from simulator.roofline import at_clock, op_time
 
@@ -51,8 +51,10 @@ def predict_kernel(hardware, kernel: str, calibration="auto", impl="vendor", *, 
                     host_link_bytes_per_s=link_rate(hw.host_link))
     phi = settle(pm, lambda f: op_power_w(pm, op, at_clock(boost, f, prm), f))
     t = at_clock(boost, phi, prm)
-    power = float(op_power_w(pm, op, t, phi))
-    time = t.time_s + (eager_call_s(kind, prm) if launch == "eager" else 0.0)
-    return KernelPrediction(float(time), float(op.flops), float(op.hbm_bytes), str(t.bound), float(t.compute_s),
-                            float(t.memory_s), float(t.latency_s), float(t.link_s), power, power * t.time_s,
-                            phi * hw.boost_clock_hz, state, launch, float(t.time_s), float(pm.dram_bytes(op)))
+    tensor = op.flops if op.kind in TENSOR_KINDS else 0.0
+    gpu, energy = throttle(pm, phi, t.time_s, t.time_s, tensor, pm.dram_bytes(op))
+    bound = "power" if gpu > t.time_s else str(t.bound)
+    time = gpu + (eager_call_s(kind, prm) if launch == "eager" else 0.0)
+    return KernelPrediction(float(time), float(op.flops), float(op.hbm_bytes), bound, float(t.compute_s),
+                            float(t.memory_s), float(t.latency_s), float(t.link_s), float(energy / gpu), float(energy),
+                            phi * hw.boost_clock_hz, state, launch, float(gpu), float(pm.dram_bytes(op)))

@@ -96,6 +96,17 @@ def _checked(value, name: str) -> float:
     return float(value)
 
 
+def throttle(pm: PowerModel, phi, step_s, busy_s, tensor_flops, dram_bytes):
+    """(step_s, energy_j) of a pass at its settled clock. Where even the lowest clock draws more than the
+    limit (memory-bound work under a deep cap), the power manager also stalls the SMs (clock gating):
+    the pass stretches until its mean power is the limit, E_dyn / (cap − idle)."""
+    dyn = pm.dynamic_j(phi, busy_s, tensor_flops, dram_bytes)
+    if pm.state == "burst":
+        return step_s, pm.idle_w * step_s + dyn
+    step = np.maximum(step_s, dyn / (pm.cap_w - pm.idle_w))
+    return step, pm.idle_w * step + dyn
+
+
 def settle(pm: PowerModel, power_at):
     """Clock fraction φ of a pass in ``pm.state``; ``power_at(φ)`` → the pass's mean power at that clock
     (arrays broadcast). Burst: φ_max. Sustained: the largest φ ≤ φ_max with P(φ) ≤ cap — P rises with φ —
@@ -112,7 +123,7 @@ def settle(pm: PowerModel, power_at):
         return _illinois_scalar(pm, power_at, float(f_lo), float(f_hi))
     a, fa, b, fb = pm.phi_min + 0.0 * f_hi, f_lo + 0.0 * f_hi, phi_max + 0.0 * f_hi, f_hi
     for _ in range(_SETTLE_ITERATIONS):
-        c = b - fb * (b - a) / np.where(fb != fa, fb - fa, 1.0)
+        c = np.clip(b - fb * (b - a) / np.where(fb != fa, fb - fa, 1.0), pm.phi_min, phi_max)
         fc = power_at(c) - pm.cap_w
         same = fc * fb > 0
         a, fa = np.where(same, a, b), np.where(same, fa * 0.5, fb)
@@ -125,7 +136,7 @@ def _illinois_scalar(pm: PowerModel, power_at, f_lo: float, f_hi: float) -> floa
         return pm.phi_min
     a, fa, b, fb = pm.phi_min, f_lo, pm.phi_max, f_hi
     for _ in range(_SETTLE_ITERATIONS):
-        c = b - fb * (b - a) / (fb - fa) if fb != fa else b
+        c = min(max(b - fb * (b - a) / (fb - fa), pm.phi_min), pm.phi_max) if fb != fa else b
         fc = float(power_at(c)) - pm.cap_w
         if -_SETTLE_TOLERANCE_W < fc <= 0.0:  # within the limit, by less than a milliwatt
             return min(c, pm.phi_max)

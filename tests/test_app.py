@@ -46,7 +46,8 @@ def test_app_view_headline_and_memory():
     sc = workloads.Scenario(batch=16, prompt_tokens=2048, output_tokens=256)
     p = simulator.predict(HW, MODEL, sc)
     metrics = app_view.headline_metrics(p, sc)
-    assert [m.label for m in metrics] == ["TTFT", "TPOT", "End-to-end", "Decode throughput", "Max concurrency"]
+    assert [m.label for m in metrics] == ["TTFT", "TPOT", "End-to-end", "Decode throughput", "Max concurrency",
+                                          "Power", "Energy"]
     assert p.prefill_bound in metrics[0].help and metrics[0].value.endswith("s")
     mem = app_view.memory_breakdown_bytes(p, HW)
     assert mem["free_bytes"] >= 0
@@ -59,3 +60,19 @@ def test_app_view_batch_sweep_keeps_the_scenario():
     assert list(df.batch) == list(app_view.SWEEP_BATCHES)
     assert set(df.prompt_tokens) == {512} and set(df.kv_dtype) == {"fp8"}
     assert app_view.sweep_figure(df).data
+
+
+def test_app_reports_a_power_cap_below_idle(run_app):
+    at = run_app()
+    at.number_input[4].set_value(10.0).run()  # power cap 10 W: below the H100 idle power
+    assert not at.exception
+    assert at.error and "power_cap_w" in at.error[0].value
+
+
+def test_app_power_tab_slows_prefill_under_lower_caps():
+    import workloads
+    from faces import app_view
+    df = app_view.power_sweep("h100-sxm5-80gb", "llama-3-8b", workloads.Scenario(), "auto")
+    assert list(df.power_cap_w) == sorted(df.power_cap_w, reverse=True)
+    assert df.ttft_s.is_monotonic_increasing and df.ttft_s.iloc[-1] > df.ttft_s.iloc[0]
+    assert (df.prefill_power_w <= df.power_cap_w + 1e-6).all()

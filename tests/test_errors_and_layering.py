@@ -200,3 +200,22 @@ def test_model_layers_never_import_the_faces():
     assert forbidden_imports(ROOT / "simulator", {"validate", "faces"}) == []
     for package in ("hwspecs", "workloads", "validate"):
         assert forbidden_imports(ROOT / package, {"faces"}) == []
+
+
+def test_cli_power_flags_and_report():
+    import json
+
+    from typer.testing import CliRunner
+
+    from faces.cli import app
+    runner = CliRunner()
+    r = runner.invoke(app, ["predict", "--power-cap", "10"])
+    assert r.exit_code == 2 and "power_cap_w" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["predict", "--sm-clock", "99999"])
+    assert r.exit_code == 2 and "sm_clock_hz" in r.output
+    r = runner.invoke(app, ["kernel", "copy", "-s", "bytes=1048576", "--launch", "lazy"])
+    assert r.exit_code == 2 and "launch" in r.output
+    r = runner.invoke(app, ["power", "--caps", "700,420", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert [x["power_cap_w"] for x in rows] == [700, 420] and rows[1]["ttft_s"] > rows[0]["ttft_s"]
