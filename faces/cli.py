@@ -205,6 +205,8 @@ def sweep(
     tensor_parallel: str = typer.Option("1"),
     cuda_graph: bool = typer.Option(True, "--cuda-graph/--eager"),
     calibration: str = typer.Option("auto"),
+    state: str = typer.Option("sustained", help="comma-separated: sustained, burst"),
+    power_cap: Optional[str] = typer.Option(None, "--power-cap", help="comma-separated power caps in W"),
     csv: Optional[Path] = typer.Option(None, "--csv", help="write all rows to this CSV file (atomically)"),
     as_json: bool = typer.Option(False, "--json"),
 ):
@@ -214,7 +216,9 @@ def sweep(
                          output_tokens=_ints("output_tokens", output_tokens),
                          weight_dtype=weight_dtype.split(","), kv_dtype=kv_dtype.split(","),
                          activation_dtype=activation_dtype.split(","),
-                         tensor_parallel=_ints("tensor_parallel", tensor_parallel), cuda_graph=cuda_graph)
+                         tensor_parallel=_ints("tensor_parallel", tensor_parallel), cuda_graph=cuda_graph,
+                         state=state.split(","),
+                         power_cap_w=[float(c) for c in _ints("power_cap", power_cap)] if power_cap else None)
     if csv is not None:
         _write_csv(csv, df.to_csv(index=False))
         err.print(f"wrote {len(df)} rows to {csv}")

@@ -68,7 +68,7 @@ class GemmParams(_Group):
     latency_s: float = fit_field(4.0e-6, fit=LATENCY_FIT, ge=0)
     # The share of compute time that scales with 1/SM clock (the rest is paced by L2 and memory, which the
     # power limit does not slow). H200 run: cuBLAS GEMMs 18% slower at 26-34% lower clocks → β ≈ 0.55.
-    clock_bound_frac: float = fit_field(1.0, stage="power", ge=0, le=1)
+    clock_bound_frac: float = fit_field(0.55, stage="power", ge=0, le=1)
     # (BLOCK_M, BLOCK_N) the library picks for large shapes: tile and wave quantization (NVIDIA Matrix
     # Multiplication Background guide, DU-09799-001 §3.1-3.2). Discrete: chosen among these starts.
     tile: tuple[int, int] = fit_field((128, 256), starts=((128, 128), (128, 256), (256, 128), (64, 128), (64, 256)))
@@ -89,8 +89,8 @@ class PrefillAttentionParams(_Group):
     # ... and causal diagonal (masked) tiles cost this fraction of a tile more.
     causal_diag_overhead_frac: float = fit_field(0.3, fit=(0.0, 4.0), ge=0)
     latency_s: float = fit_field(6.0e-6, fit=LATENCY_FIT, ge=0)
-    # Share of compute time that scales with 1/SM clock (H200 run: 16% slower at 16% lower clocks → ≈ 1).
-    clock_bound_frac: float = fit_field(1.0, stage="power", ge=0, le=1)
+    # Share of compute time that scales with 1/SM clock (H200 run: 16% slower at 16% lower clocks → 0.92).
+    clock_bound_frac: float = fit_field(0.9, stage="power", ge=0, le=1)
 
 
 class DecodeAttentionParams(_Group):
@@ -158,11 +158,11 @@ class HostParams(_Group):
     d2h_pageable_efficiency_frac: float = fit_field(0.20, fit=FRAC_FIT, stage="host_copy", gt=0, le=1.2)
     h2d_pageable_large_efficiency_frac: float = fit_field(0.16, fit=FRAC_FIT, stage="host_copy", gt=0, le=1.2)
     # One eager call timed with CUDA events around it waits for the host to issue it: per call, by kernel
-    # family (H200 host: cuBLAS GEMM 14-28 µs, issue "Power, clocks and energy"; Triton 3.6's launcher
-    # 50-140 µs on the H100 host, benchmarks/results/).
-    eager_call_cublas_s: float = fit_field(15.0e-6, fit=(0.0, 500e-6), stage="eager_call", ge=0)
-    eager_call_sdpa_s: float = fit_field(30.0e-6, fit=(0.0, 500e-6), stage="eager_call", ge=0)
-    eager_call_copy_s: float = fit_field(10.0e-6, fit=(0.0, 500e-6), stage="eager_call", ge=0)
+    # family (H200 host, states.csv eager_call rows: cuBLAS 12 µs, SDPA 17 µs, copy_ 6.5 µs; Triton 3.6's
+    # launcher 50-140 µs on the H100 host, benchmarks/results/).
+    eager_call_cublas_s: float = fit_field(12.0e-6, fit=(0.0, 500e-6), stage="eager_call", ge=0)
+    eager_call_sdpa_s: float = fit_field(17.0e-6, fit=(0.0, 500e-6), stage="eager_call", ge=0)
+    eager_call_copy_s: float = fit_field(7.0e-6, fit=(0.0, 500e-6), stage="eager_call", ge=0)
     eager_call_triton_s: float = fit_field(60.0e-6, fit=(0.0, 500e-6), stage="eager_call", ge=0)
     # Not fitted: at 4× size steps the break point is not identifiable (any value between two sizes fits).
     pageable_fast_bytes: float = fit_field(64.0e6, ge=0)
@@ -180,18 +180,23 @@ class PowerParams(_Group):
     boost), E_dram = ``dram_power_frac`` × TDP / HBM bandwidth — relative to the datasheet, so a prior
     transfers across devices of one family. Under load the clock settles at the highest φ whose P(φ)
     stays within the power limit ("sustained"); right after idle it runs at boost ("burst").
-    Defaults: rounded from an H200's NVML runs at its 700 W limit (hwperf measurement, 2026-11-29/12-01,
-    validate/measurements/h200-sxm-141gb/power.csv): bf16 GEMMs 689 W at 1457 MHz, copies 606-656 W at
-    1976 MHz, idle 126 W after load.
+    Defaults: rounded from the fit to an H200's NVML runs at its 700 W limit (hwperf measurement,
+    2026-12-01, validate/measurements/h200-sxm-141gb/power.csv and states.csv: 21 kernels and layers held
+    at the limit, e.g. bf16 8192³ GEMMs 694 W at 1473 MHz, decode attention 666-693 W at 1980 MHz).
     """
 
     NAME: ClassVar[str] = "power"
     # None: the datasheet's idle_power_w. NVML idle right after load reads higher (H200: 126-163 W).
     idle_power_w: float | None = fit_field(None, stage="power", gt=0)
-    active_power_frac: float = fit_field(0.15, stage="power", ge=0, le=2)
-    tensor_power_frac: float = fit_field(1.6, stage="power", ge=0, le=5)
-    dram_power_frac: float = fit_field(0.6, stage="power", ge=0, le=5)
-    voltage_exponent: float = fit_field(1.5, stage="power", ge=0, le=4)
+    active_power_frac: float = fit_field(0.03, stage="power", ge=0, le=2)
+    tensor_power_frac: float = fit_field(2.0, stage="power", ge=0, le=5)
+    dram_power_frac: float = fit_field(0.7, stage="power", ge=0, le=5)
+    voltage_exponent: float = fit_field(2.5, stage="power", ge=0, le=4)
+    # Of the energy per DRAM byte, the HBM devices' own part (the rest — L2, crossbar, load/store units —
+    # runs on the GPU's clock and voltage and scales like tensor work): HBM2 3.9 pJ/bit (O'Connor et al.,
+    # "Fine-Grained DRAM", MICRO 2017) = 31 pJ/byte. Why decode barely slows under a power cap
+    # (Splitwise, arXiv 2311.18677; POLCA, arXiv 2308.12908): lowering the clock sheds most of its power.
+    hbm_device_j_per_byte: float = fit_field(31e-12, ge=0)
     # The lowest clock the power manager settles at, as a fraction of boost (H100/H200 NVML minimum
     # supported graphics clock 345 MHz ≈ 0.17; a power-capped GPU stays far above it).
     min_clock_frac: float = fit_field(0.17, gt=0, le=1)

@@ -37,7 +37,8 @@ class PowerModel:
     idle_w: float
     active_w: float  # clock tree and leakage of busy SMs at boost
     tensor_j_per_flop: float  # at boost
-    dram_j_per_byte: float
+    dram_j_per_byte: float  # at boost: moving a byte through L2, the crossbar and the HBM devices
+    hbm_device_j_per_byte: float  # the HBM devices' own share, which the SM clock does not change
     gamma: float
     cap_w: float
     phi_max: float  # 1, or a locked clock / boost
@@ -56,8 +57,9 @@ class PowerModel:
     def dynamic_j(self, phi, busy_s, tensor_flops, dram_bytes):
         """Energy above idle of a pass: clock tree while busy, tensor work, DRAM traffic."""
         phi_g = phi ** self.gamma
+        on_chip = self.dram_j_per_byte - self.hbm_device_j_per_byte
         return (self.active_w * phi_g * phi * busy_s + self.tensor_j_per_flop * phi_g * tensor_flops
-                + self.dram_j_per_byte * dram_bytes)
+                + (self.hbm_device_j_per_byte + on_chip * phi_g) * dram_bytes)
 
 
 def op_power_w(pm: PowerModel, op, t, phi):
@@ -84,9 +86,10 @@ def power_model(hw, prm, state="sustained", power_cap_w=None, sm_clock_hz=None) 
             raise ValueError(f"sm_clock_hz must be between {lo / 1e6:.0f} MHz and {hw.id}'s boost clock "
                              f"({hw.boost_clock_hz / 1e6:.0f} MHz), got {clock!r}")
         phi_max = clock / hw.boost_clock_hz
+    dram_j = p.dram_power_frac * hw.tdp_w / hw.memory_bandwidth_bytes_per_s
     return PowerModel(state, idle, p.active_power_frac * hw.tdp_w,
                       p.tensor_power_frac * hw.tdp_w / hw.peak("bf16"),
-                      p.dram_power_frac * hw.tdp_w / hw.memory_bandwidth_bytes_per_s, p.voltage_exponent, cap,
+                      dram_j, min(p.hbm_device_j_per_byte, dram_j), p.voltage_exponent, cap,
                       phi_max, min(p.min_clock_frac, phi_max), hw.boost_clock_hz, hw)
 
 

@@ -68,7 +68,7 @@ def test_half_cap_slows_prefill_far_more_than_decode():
     half = simulator.predict(HW, MODEL, workloads.Scenario(batch=16, prompt_tokens=8192, power_cap_w=350.0))
     prefill_slowdown = half.ttft_s / full.ttft_s - 1
     decode_slowdown = half.tpot_s / full.tpot_s - 1
-    assert prefill_slowdown > 0.25
+    assert prefill_slowdown > 0.15
     assert decode_slowdown < prefill_slowdown / 3
 
 

@@ -66,10 +66,12 @@ def idle_power_w(power: pd.DataFrame | None) -> float | None:
 
 
 def _design(hw, pts: pd.DataFrame, gamma: float) -> np.ndarray:
+    """Columns multiplying (a, k_t, k_d); the DRAM column carries the clock-scaled (on-chip) part only."""
     phi = pts["phi"].to_numpy()
+    r_d = pts["dram_bytes_per_s"].to_numpy()
     return np.column_stack([hw.tdp_w * phi ** (1.0 + gamma),
                             hw.tdp_w / hw.peak("bf16") * phi ** gamma * pts["tensor_flops_per_s"].to_numpy(),
-                            hw.tdp_w / hw.memory_bandwidth_bytes_per_s * pts["dram_bytes_per_s"].to_numpy()])
+                            hw.tdp_w / hw.memory_bandwidth_bytes_per_s * phi ** gamma * r_d])
 
 
 def fit_power(hw, power: pd.DataFrame | None, states: pd.DataFrame | None, params: EffectParams) -> EffectParams:
@@ -78,19 +80,24 @@ def fit_power(hw, power: pd.DataFrame | None, states: pd.DataFrame | None, param
     idle = idle_power_w(power)
     if idle is None or len(pts) < 2:
         return params
-    y = pts["power_w"].to_numpy() - idle
+    # The HBM devices' own energy per byte (e_dev) does not scale with the clock: with DRAM energy
+    # e_dev + (k_d·TDP/BW − e_dev)·φ^γ per byte, the fit explains y = P − idle − e_dev·R_dram·(1 − φ^γ).
+    e_dev = params.power.hbm_device_j_per_byte
+    phi, r_d = pts["phi"].to_numpy(), pts["dram_bytes_per_s"].to_numpy()
     weight = 1.0 / pts["power_w"].to_numpy()  # relative residuals
     p = params.power
+
+    def target(g):
+        return pts["power_w"].to_numpy() - idle - e_dev * r_d * (1.0 - phi ** g)
+
     if len(pts) < MIN_POINTS_FOR_SHAPE:
-        fixed = _design(hw, pts, p.voltage_exponent)
-        coef, _ = nnls(fixed[:, 1:] * weight[:, None], (y - p.active_power_frac * fixed[:, 0]) * weight)
-        best = (p.voltage_exponent, np.array([p.active_power_frac, *coef]))
+        g = p.voltage_exponent
+        fixed = _design(hw, pts, g)
+        coef, _ = nnls(fixed[:, 1:] * weight[:, None], (target(g) - p.active_power_frac * fixed[:, 0]) * weight)
+        best = (g, np.array([p.active_power_frac, *coef]))
     else:
-        fits = []
-        for g in GAMMA_GRID:
-            coef, res = nnls(_design(hw, pts, g) * weight[:, None], y * weight)
-            fits.append((res, g, coef))
-        _, g, coef = min(fits, key=lambda f: f[0])
+        fits = [(*nnls(_design(hw, pts, g) * weight[:, None], target(g) * weight)[::-1], g) for g in GAMMA_GRID]
+        res, coef, g = min(fits, key=lambda f: f[0])
         best = (g, coef)
     gamma, (a, k_t, k_d) = best
     return params.with_values({"power.idle_power_w": idle, "power.active_power_frac": float(a),
