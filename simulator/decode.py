@@ -84,21 +84,53 @@ def decode_step_at(s: Setup, co: DecodeCoeffs, context_tokens, cuda_graph=True) 
     return settled(s, "decode", tuple(pairs), cuda_graph)
 
 
-def _subset_terms(s: Setup, co: DecodeCoeffs, attn_nodes, shape, over):
-    """Every op's boost terms at the over-limit nodes: (n, latency, compute, memory, link, β) arrays."""
-    def sub(x):
-        return np.broadcast_to(x, shape)[over]
+def _gatherer(shape, over):
+    """x → x at the nodes where ``over`` is true, for any x broadcastable to ``shape`` (small per-batch
+    arrays are indexed, never broadcast to the full node grid)."""
+    coords = np.unravel_index(np.flatnonzero(over), shape)
 
-    const = [(op, t, lambda x: sub(np.asarray(x, dtype=float)[..., None])) for op, t in co.const_pairs]
-    attn = [(op, t, sub) for op, t in attn_nodes]
-    return [(op.n_repeats, f(t.latency_s), f(t.compute_s), f(t.memory_s), f(t.link_s), t.clock_bound_frac)
-            for op, t, f in const + attn]
+    def gather(x):
+        x = np.asarray(x, dtype=float)
+        if x.ndim == 0:
+            return x
+        x = x.reshape((1,) * (len(shape) - x.ndim) + x.shape)
+        return x[tuple(c if d > 1 else 0 for c, d in zip(coords, x.shape))]
+    return gather
 
 
-def _gpu_of_terms(terms, phi, prm):
-    p = prm.gemm.knee_exponent
-    return sum(n * (lat + np.maximum(knee(tc * clock_scale(beta, phi), tm, p, np), link))
-               for n, lat, tc, tm, link, beta in terms)
+# The ops that do not depend on the context are timed, per batch, on this many clocks spaced evenly in
+# 1/φ between the lowest and the highest allowed clock; a node's constant part at any clock is read off
+# that table (linear in 1/φ between entries: their time is a + b/φ away from the knee, and the table
+# spacing keeps the error near the knee below ~1e-4). Only attention is re-timed at each node.
+_CLOCK_TABLE_SIZE = 64
+
+
+def _const_clock_table(s: Setup, co: DecodeCoeffs):
+    """(1/φ grid, GPU time of the constant ops: batch-shaped arrays flattened × grid)."""
+    pm = s.pm
+    u = np.linspace(1.0 / pm.phi_max, 1.0 / pm.phi_min, _CLOCK_TABLE_SIZE)
+    table = np.stack([np.ravel(np.asarray(gpu_at(co.const_pairs, 1.0 / ui, s.prm), dtype=float)) for ui in u], -1)
+    return u, table
+
+
+def _node_timer(s: Setup, co: DecodeCoeffs, attn_nodes, gather, cuda_graph):
+    """gpu(φ) at the over-limit nodes: the constant ops from the clock table, attention re-timed."""
+    u, table = _const_clock_table(s, co)
+    batch_shape = np.shape(np.asarray(co.const_gpu_s))
+    row = gather(np.arange(table.shape[0], dtype=float).reshape(batch_shape)[..., None]).astype(np.int64)
+    attn = [(op.n_repeats, *(gather(x) for x in (t.compute_s, t.memory_s, t.latency_s, t.link_s)),
+             t.clock_bound_frac) for op, t in attn_nodes]
+    p, du = s.prm.gemm.knee_exponent, u[1] - u[0] if len(u) > 1 else 1.0
+
+    def gpu(phi):
+        pos = np.clip((1.0 / phi - u[0]) / du, 0.0, len(u) - 1.0)
+        k = np.minimum(pos.astype(np.int64), len(u) - 2)
+        w = pos - k
+        total = table[row, k] * (1.0 - w) + table[row, k + 1] * w
+        for n, tc, tm, lat, link, beta in attn:
+            total = total + n * (lat + np.maximum(knee(tc * clock_scale(beta, phi), tm, p, np), link))
+        return total
+    return gpu
 
 
 def _settle_nodes(s: Setup, co: DecodeCoeffs, attn_nodes, work, ctx, cuda_graph):
@@ -118,17 +150,18 @@ def _settle_nodes(s: Setup, co: DecodeCoeffs, attn_nodes, work, ctx, cuda_graph)
     if pm.state == "burst" or not np.any(over):
         return pm.phi_max, step_hi, energy_hi
     shape = np.shape(over)
-    terms = _subset_terms(s, co, attn_nodes, shape, over)
-    ctx_o = np.broadcast_to(ctx, shape)[over]
-    tensor_o = np.broadcast_to(t0, shape)[over] + np.broadcast_to(t1, shape)[over] * ctx_o
-    dram_o = np.broadcast_to(d0, shape)[over] + np.broadcast_to(d1, shape)[over] * ctx_o
+    gather = _gatherer(shape, over)
+    ctx_o = gather(ctx)
+    tensor_o, dram_o = gather(t0) + gather(t1) * ctx_o, gather(d0) + gather(d1) * ctx_o
+    gpu_at_node = _node_timer(s, co, attn_nodes, gather, cuda_graph)
 
-    def times(phi):
-        gpu = _gpu_of_terms(terms, phi, s.prm)
-        return launch_bound_s(gpu, co.n_kernels, s.prm, cuda_graph), gpu
+    def power_at(phi):
+        gpu = gpu_at_node(phi)
+        return pm.power_w(phi, launch_bound_s(gpu, co.n_kernels, s.prm, cuda_graph), gpu, tensor_o, dram_o)
 
-    phi_o = settle(pm, lambda phi: pm.power_w(phi, *times(phi), tensor_o, dram_o))
-    step_o, gpu_o = times(phi_o)
+    phi_o = settle(pm, power_at)
+    gpu_o = gpu_at_node(phi_o)
+    step_o = launch_bound_s(gpu_o, co.n_kernels, s.prm, cuda_graph)
     step_o, energy_o = throttle(pm, phi_o, step_o, gpu_o, tensor_o, dram_o)
     # step_hi and energy_hi are fresh full-size arrays here (the node axis broadcasts them): update in place
     step, energy = (x if np.shape(x) == shape else np.broadcast_to(x, shape).copy() for x in (step_hi, energy_hi))

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from hwspecs.schema import DTYPE_BYTES
-from simulator.kinds.base import Op, OpKind, ShapeField
+from simulator.kinds.base import Op, OpKind, ShapeField, xp_for
 
 NAME = "gemm"
 
@@ -161,13 +161,17 @@ def dram_bytes(op: Op, hw) -> float:
     """DRAM bytes of a GEMM op on ``hw`` (see above); skinny and small GEMMs read each operand once."""
     s = op.shape
     m, n, k, g = s["m"], s["n"], s["k"], s.get("groups", 1.0)
+    xp = xp_for(m, n, g)
     a = g * m * k * DTYPE_BYTES[op.compute_dtype]
-    b = op.weight_bytes if op.weight_bytes else op.act_read_bytes - a
+    # B: the weights, or (a kernel benchmark multiplying two activations) the rest of what it reads
+    benchmark = isinstance(op.weight_bytes, float) and op.weight_bytes == 0.0
+    b = op.act_read_bytes - a if benchmark else op.weight_bytes
+    half_l2 = hw.l2_bytes / 2
     wave_n = max(1, hw.n_sms // DRAM_GROUP_M)
-
-    big = lambda x: np.where(x > hw.l2_bytes / 2, 1.0, 0.0)  # noqa: E731
-    a_reads = a * (1.0 + big(a) * (np.maximum(1.0, np.ceil(n / (DRAM_TILE[1] * wave_n))) - 1.0))
-    b_reads = b * (1.0 + big(b) * (np.maximum(1.0, np.ceil(m / (DRAM_TILE[0] * DRAM_GROUP_M))) - 1.0))
+    a_bands = xp.maximum(1.0, xp.ceil(n / (DRAM_TILE[1] * wave_n)))
+    b_bands = xp.maximum(1.0, xp.ceil(m / (DRAM_TILE[0] * DRAM_GROUP_M)))
+    a_reads = a * xp.where(a > half_l2, a_bands, 1.0)
+    b_reads = b * xp.where(b > half_l2, b_bands, 1.0)
     return a_reads + b_reads + op.act_write_bytes
 
 
