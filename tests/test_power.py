@@ -138,3 +138,22 @@ def test_prediction_reports_energy_per_token():
     assert p.energy_per_output_token_j == pytest.approx(p.energy_j / (8 * 128))
     assert p.output_tokens_per_j == pytest.approx(1 / p.energy_per_output_token_j)
     assert hwspecs.load(HW).idle_power_w < p.decode_power_w <= hwspecs.load(HW).tdp_w
+
+
+def test_gemm_dram_bytes_follow_ncu_counts():
+    # ncu's DRAM read + write bytes of cuBLAS GEMMs on an H200 (validate/measurements/h200-sxm-141gb/
+    # dram_bytes.csv): large GEMMs re-read operands past L2 (the minimum count misses by 40-70%).
+    import pandas as pd
+
+    from validate.calibrate import kernel_shape
+    ncu = pd.read_csv("validate/measurements/h200-sxm-141gb/dram_bytes.csv")
+    big = ncu[(ncu.kernel == "gemm") & (ncu.dtype == "bf16") & (ncu.m >= 4096)]
+    assert len(big) >= 3
+    for r in big.to_dict("records"):
+        kp = simulator.predict_kernel("h200-sxm-141gb", "gemm", **kernel_shape(r))
+        measured = r["dram_read_bytes"] + r["dram_write_bytes"]
+        assert abs(kp.dram_bytes / measured - 1) < 0.16, r["case_id"]
+        assert kp.hbm_bytes / measured < 0.6  # the minimum is far below what DRAM sees
+    gemv = ncu[(ncu.kernel == "gemm") & (ncu.m == 1)].iloc[0].to_dict()
+    kp = simulator.predict_kernel("h200-sxm-141gb", "gemm", **kernel_shape(gemv))
+    assert kp.dram_bytes == kp.hbm_bytes == pytest.approx(gemv["dram_read_bytes"] + gemv["dram_write_bytes"], rel=0.01)
