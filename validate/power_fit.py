@@ -19,6 +19,8 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from hwspecs.calibration import EffectParams
+import simulator
+from simulator.kinds import KINDS
 from simulator.kinds.gemm import flops as gemm_flops
 from simulator.power import TENSOR_KINDS
 
@@ -52,10 +54,8 @@ def power_points(hw, power: pd.DataFrame | None, states: pd.DataFrame | None) ->
 
 def _dram_bytes(hw, row) -> float:
     """The model's DRAM bytes of a measured kernel (tile re-reads included): the traffic that drew power."""
-    import simulator
-    from validate.calibrate import kernel_shape
-
-    return simulator.predict_kernel(hw, row["kernel"], calibration=None, state="burst", **kernel_shape(row)).dram_bytes
+    shape = KINDS[row["kernel"]].shape_from_row(row)
+    return simulator.predict_kernel(hw, row["kernel"], calibration=None, state="burst", **shape).dram_bytes
 
 
 def idle_power_w(power: pd.DataFrame | None) -> float | None:
@@ -110,16 +110,13 @@ def fit_eager_calls(hw, states: pd.DataFrame | None, params: EffectParams) -> Ef
     (one call timed with events around it − the kernel's predicted GPU time)."""
     if states is None or not len(states):
         return params
-    import simulator  # the model predicts the GPU part of each measured call
-    from simulator.kinds import KINDS
-    from validate.calibrate import kernel_shape
 
     calls = states[(states["state"] == "eager_call") & states["kernel"].isin(list(KINDS))]
     gaps: dict[str, list[float]] = {}
     for r in calls.to_dict("records"):
         kind = KINDS[r["kernel"]]
         gpu = simulator.predict_kernel(hw, r["kernel"], calibration=_as_calibration(hw, params), impl="vendor",
-                                       state="burst", **kernel_shape(r)).time_s
+                                       state="burst", **kind.shape_from_row(r)).time_s
         gaps.setdefault(kind.library, []).append(r["median_s"] - gpu)
     return params.with_values({f"host.eager_call_{lib}_s": float(max(np.median(g), 0.0)) for lib, g in gaps.items()})
 
