@@ -131,6 +131,8 @@ def settle(pm: PowerModel, power_at):
         same = fc * fb > 0
         a, fa = np.where(same, a, b), np.where(same, fa * 0.5, fb)
         b, fb = c, fc
+        if np.all((fc <= 0.0) & (fc > -_SETTLE_TOLERANCE_W) | (f_hi <= 0)):  # every node within a milliwatt
+            break
     return np.where(f_hi > 0, np.where(f_lo > 0, pm.phi_min, np.minimum(b, phi_max)), phi_max)
 
 
