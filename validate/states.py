@@ -43,7 +43,8 @@ a burst or eager-call window (tens of ms) reads what the board drew before it (o
 
 CUDA graphs and ``copy_``: a device-to-device ``copy_`` captured in a graph becomes a memcpy node;
 on the H200 a 1 GiB one ran at 2.7 TB/s that way (794 µs) against 4.26 TB/s for the eager call in
-kernels.csv (504 µs), while 64 MiB ran alike both ways. The copy rows here are that graph path.
+kernels.csv (504 µs), while 64 MiB ran alike both ways. Copy cases are therefore timed as
+back-to-back eager calls (``graph=False``), like kernels.csv.
 
 ``flops`` / ``hbm_bytes`` are the counts of kernels.csv (the kernels modules' minimum counts),
 empty for layers.
