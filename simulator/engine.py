@@ -26,7 +26,7 @@ from hwspecs.calibration import EffectParams
 from hwspecs.schema import Hardware
 from simulator.kinds.base import xp_for
 from simulator.ops import forward_op_list
-from simulator.power import TENSOR_KINDS, PowerModel, power_model, settle, throttle
+from simulator.power import PowerModel, op_work, power_model, settle, throttle
 from simulator.roofline import at_clock, clock_scale, knee, op_time
 from workloads.model import ModelSpec
 
@@ -126,8 +126,8 @@ def totals(pairs):
 
 def work(pairs, pm: PowerModel):
     """(tensor-core FLOPs, DRAM bytes) of a pass: what its dynamic energy is spent on."""
-    tensor = sum(op.flops * op.n_repeats for op, _ in pairs if op.kind in TENSOR_KINDS)
-    return tensor, sum(pm.dram_bytes(op) * op.n_repeats for op, _ in pairs)
+    per_op = [(op.n_repeats, *op_work(pm, op)) for op, _ in pairs]
+    return sum(n * tensor for n, tensor, _ in per_op), sum(n * dram for n, _, dram in per_op)
 
 
 def _scalar_timer(pairs, prm: EffectParams):

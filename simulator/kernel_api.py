@@ -10,7 +10,7 @@ from simulator import kinds
 from simulator.api import resolve
 from simulator.engine import link_rate
 from simulator.kinds.base import Op
-from simulator.power import TENSOR_KINDS, op_power_w, power_model, settle, throttle
+from simulator.power import op_work, power_model, settle, throttle
 from simulator.results import KernelPrediction
 from simulator.roofline import at_clock, op_time
 
@@ -49,12 +49,17 @@ def predict_kernel(hardware, kernel: str, calibration="auto", impl="vendor", *, 
     op = kind.op(**shape)
     boost = op_time(op, hw, prm, link_bytes_per_s=hw.scaleup_bandwidth_bytes_per_s,
                     host_link_bytes_per_s=link_rate(hw.host_link))
-    phi = settle(pm, lambda f: op_power_w(pm, op, at_clock(boost, f, prm), f))
+    tensor, dram = op_work(pm, op)  # once: the clock search re-times the op ~10 times
+
+    def power_at(phi):
+        t_phi = at_clock(boost, phi, prm).time_s
+        return pm.power_w(phi, t_phi, t_phi, tensor, dram)
+
+    phi = settle(pm, power_at)
     t = at_clock(boost, phi, prm)
-    tensor = op.flops if op.kind in TENSOR_KINDS else 0.0
-    gpu, energy = throttle(pm, phi, t.time_s, t.time_s, tensor, pm.dram_bytes(op))
+    gpu, energy = throttle(pm, phi, t.time_s, t.time_s, tensor, dram)
     bound = "power" if gpu > t.time_s else str(t.bound)
     time = gpu + (eager_call_s(kind, prm) if launch == "eager" else 0.0)
     return KernelPrediction(float(time), float(op.flops), float(op.hbm_bytes), bound, float(t.compute_s),
                             float(t.memory_s), float(t.latency_s), float(t.link_s), float(energy / gpu), float(energy),
-                            phi * hw.boost_clock_hz, state, launch, float(gpu), float(pm.dram_bytes(op)))
+                            phi * hw.boost_clock_hz, state, launch, float(gpu), float(dram))

@@ -62,10 +62,14 @@ class PowerModel:
                 + (self.hbm_device_j_per_byte + on_chip * phi_g) * dram_bytes)
 
 
+def op_work(pm: PowerModel, op):
+    """(tensor-core FLOPs, DRAM bytes) of one execution of ``op``: what its dynamic energy is spent on."""
+    return (op.flops if op.kind in TENSOR_KINDS else 0.0), pm.dram_bytes(op)
+
+
 def op_power_w(pm: PowerModel, op, t, phi):
     """Board power while one op runs (its kernel alone, at clock fraction ``phi``)."""
-    tensor = op.flops if op.kind in TENSOR_KINDS else 0.0
-    return pm.power_w(phi, t.time_s, t.time_s, tensor, pm.dram_bytes(op))
+    return pm.power_w(phi, t.time_s, t.time_s, *op_work(pm, op))
 
 
 def power_model(hw, prm, state="sustained", power_cap_w=None, sm_clock_hz=None) -> PowerModel:
