@@ -155,12 +155,17 @@ def layer_model(row) -> ModelSpec:
                      head_dim=int(row["head_dim"]), ffn_hidden=int(row["ffn_hidden"]), vocab_size=1)
 
 
-def predict_layer(hw, row, params: EffectParams, state="burst") -> float:
-    """Time of one measured decoder block: ``engine.layer`` with the block's mode, size and launch mode
+def layer_result(hw, row, params: EffectParams, state="burst") -> engine.PhaseResult:
+    """One measured decoder block as ``engine.layer`` predicts it: the block's mode, size and launch mode
     (layers.csv rows are short timed loops: the "burst" state)."""
     s = engine.make_setup(hw, layer_model(row), params, state=state)
     tokens = int(row["seq"]) if row["mode"] == "prefill" else int(row["context"])
-    return float(engine.layer(s, row["mode"], int(row["batch"]), tokens, as_flag(row.get("graph"))).time_s)
+    return engine.layer(s, row["mode"], int(row["batch"]), tokens, as_flag(row.get("graph")))
+
+
+def predict_layer(hw, row, params: EffectParams, state="burst") -> float:
+    """Time of one measured decoder block (see ``layer_result``)."""
+    return float(layer_result(hw, row, params, state).time_s)
 
 
 # ---- fitting ---------------------------------------------------------------------------------------------

@@ -15,8 +15,7 @@ import pandas as pd
 import hwspecs
 import simulator
 from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration
-from simulator import engine
-from validate.calibrate import as_flag, kernel_shape, layer_model
+from validate.calibrate import as_flag, kernel_shape, layer_result
 
 QUANTITIES = ("time_s", "power_w", "clock_hz")
 
@@ -31,9 +30,7 @@ def _predict_kernel_row(hw, row: dict, cal: Calibration):
 
 
 def _predict_layer_row(hw, row: dict, cal: Calibration):
-    s = engine.make_setup(hw, layer_model(row), cal.params("vendor"), state=row["state"])
-    tokens = int(row["seq"]) if row["mode"] == "prefill" else int(row["context"])
-    r = engine.layer(s, row["mode"], int(row["batch"]), tokens, as_flag(row.get("graph")))
+    r = layer_result(hw, row, cal.params("vendor"), row["state"])
     return float(r.time_s), float(r.power_w), float(r.clock_hz)
 
 
