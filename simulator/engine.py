@@ -130,19 +130,19 @@ def work(pairs, pm: PowerModel):
     return sum(n * tensor for n, tensor, _ in per_op), sum(n * dram for n, _, dram in per_op)
 
 
+_PLAIN = xp_for(0.0)  # the ufunc names over plain floats
+
+
 def _scalar_timer(pairs, prm: EffectParams):
     """gpu_at for a pass of plain numbers, as a closure over its terms: the clock search re-times a pass
     ~10 times, and the generic path costs ~20 µs a time."""
     rows = [(op.n_repeats, t.latency_s, t.compute_s, t.memory_s, t.link_s, t.clock_bound_frac) for op, t in pairs]
     p = prm.gemm.knee_exponent
-    inv_p = 1.0 / p
 
     def gpu(phi: float) -> float:
         total = 0.0
         for n, lat, tc, tm, link, beta in rows:
-            c = tc * (beta / phi + 1.0 - beta)
-            top, low = (c, tm) if c >= tm else (tm, c)
-            body = top * (1.0 + (low / top) ** p) ** inv_p if top > 0 else 0.0
+            body = knee(tc * clock_scale(beta, phi), tm, p, _PLAIN)
             total += n * (lat + (body if body >= link else link))
         return total
     return gpu
