@@ -68,7 +68,7 @@ def _prune_configs(configs, named_args, **kwargs):
 
 
 if _INTERPRET:
-    # The interpreter cannot benchmark configs (toolchain.md pitfall 2): one config, small tiles.
+    # The interpreter cannot benchmark configs (autotuning times them through a GPU driver): one config.
     _CONFIGS = [
         triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}, num_warps=4)
     ]
@@ -124,7 +124,7 @@ def _matmul_kernel(
             a = tl.load(a_ptrs, mask=offs_k[None, :] < k_left, other=0.0)
             b = tl.load(b_ptrs, mask=offs_k[:, None] < k_left, other=0.0)
         if DOT_F32:
-            # Interpreter only: its bf16 arithmetic is wrong (toolchain.md pitfall 1).
+            # Interpreter only: it computes bf16 on raw bits, so bf16 dots come out wrong; upcast first.
             a = a.to(tl.float32)
             b = b.to(tl.float32)
         acc = tl.dot(a, b, acc)

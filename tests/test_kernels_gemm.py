@@ -89,7 +89,7 @@ def test_matmul_fp8(poison, m, n, k):
 @pytest.mark.parametrize("m,n,k,b_transposed", [(300, 272, 200, False), (130, 520, 136, True)])
 def test_tma_kernel_under_interpreter(m, n, k, b_transposed):
     # The persistent TMA kernel's tiling and ragged-edge handling, checked on CPU. fp16 only: the
-    # interpreter's bf16 dot is wrong (toolchain.md pitfall 1) and this kernel has no upcast path.
+    # interpreter's bf16 dot is wrong (it computes on raw bits) and this kernel has no upcast path.
     a, b = make_operands(m, n, k, torch.float16, b_transposed, seed=m)
     c = torch.full((m, n), float("nan"), dtype=torch.float16)
     gemm._launch_tma(a, b, c)

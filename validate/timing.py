@@ -1,6 +1,6 @@
 """Timing of GPU callables with CUDA events, in the spirit of ``triton.testing.do_bench``.
 
-Method (validate/ measures like a physicist, DESIGN.md house style 10):
+Method (warm up, synchronise, take medians of many runs, record the achieved rate and the device state):
 
 - Each callable is warmed up first (compilation, autotuning, cuBLAS handle creation stay out).
 - A short calibration run estimates one call's time; the number of repetitions then fills a fixed
