@@ -59,10 +59,10 @@ def register(app: typer.Typer, friendly, UserError) -> None:
         import pandas as pd
 
         folder = measurements or workflows.MEASUREMENTS_DIR / hardware
+        # The rerun's difference is computed first: a bad --rerun-of folder fails before anything is written.
+        rerun = None if rerun_of is None else workflows.rerun_difference(rerun_of, folder)
         _, summary = workflows.run_compare(hardware, folder, out or folder, transfer_from=transfer_from)
-        tables = [summary]
-        if rerun_of is not None:
-            tables.append(workflows.rerun_difference(rerun_of, folder))
+        tables = [summary] if rerun is None else [summary, rerun]
         with pd.option_context("display.width", 200, "display.max_rows", 200):
             for table in tables:
                 typer.echo(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))

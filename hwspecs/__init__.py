@@ -16,6 +16,9 @@ from hwspecs.loader import (
     load_calibration,
     load_yaml_file,
     resolve_hardware,
+    UnsafeWriteError,
+    check_target,
+    write_all,
     write_atomic,
     write_calibration,
 )
@@ -26,4 +29,5 @@ __all__ = [
     "DEFAULT_CALIBRATION", "DTYPES", "DTYPE_BYTES", "IMPLS", "Calibration", "EffectParams", "Hardware",
     "HostMemory", "Link", "Provenance", "SpecError", "Storage", "System", "available", "calibration_for", "calibration_path", "transfer_calibration",
     "load", "load_calibration", "load_yaml_file", "resolve_hardware", "write_atomic", "write_calibration",
+    "UnsafeWriteError", "check_target", "write_all",
 ]

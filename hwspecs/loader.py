@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Callable
 
 import yaml
 from pydantic import ValidationError
 
+from hwspecs.atomic import UnsafeWriteError, check_target, write_all, write_atomic  # noqa: F401 - re-exported
 from hwspecs.calibration import Calibration
 from hwspecs.schema import Hardware, HostMemory, Link, Storage, System
 
@@ -146,28 +145,6 @@ def _load_calibration_file(path: str, _mtime_ns: int) -> Calibration:
         return Calibration.model_validate(data)
     except ValidationError as e:
         raise SpecError(_format_validation(e, path)) from None
-
-
-def write_atomic(path: str | os.PathLike, write: Callable[[IO], object], binary: bool = False) -> Path:
-    """Write a file so that it is never seen half-written: ``write(fh)`` fills a temp file in the same
-    folder, which is fsynced, given the umask's normal mode (mkstemp makes it 0600) and renamed over
-    ``path``. On any failure the temp file is removed and an existing file is left untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_calibration(calibration: Calibration, path: str | os.PathLike | None = None) -> Path:

@@ -81,6 +81,14 @@ def summarize(cases: pd.DataFrame, split: str | None = "score") -> pd.DataFrame:
 
 def plot(cases: pd.DataFrame, path: str | Path, title: str) -> Path:
     """Log-log scatter of predicted vs measured, one panel per source; written atomically."""
+    png = render_plot(cases, title)
+    return hwspecs.write_atomic(path, lambda fh: fh.write(png), binary=True)
+
+
+def render_plot(cases: pd.DataFrame, title: str) -> bytes:
+    """The PNG of ``plot`` as bytes (a command writes it together with its other outputs)."""
+    import io
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -99,9 +107,10 @@ def plot(cases: pd.DataFrame, path: str | Path, title: str) -> Path:
         ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    path = hwspecs.write_atomic(path, lambda fh: fig.savefig(fh, dpi=110, format="png"), binary=True)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
     plt.close(fig)
-    return path
+    return buf.getvalue()
 
 
 def rerun_difference(first: tuple[pd.DataFrame, pd.DataFrame | None],

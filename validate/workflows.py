@@ -19,6 +19,7 @@ def run_calibrate(hardware_id: str, measurements: Path, out: Path | None = None)
     """Fit from ``measurements`` and write the calibration atomically; refusals raise before any write."""
     from validate.calibrate import calibrate, read_measurements, read_states
 
+    hwspecs.check_target(out if out is not None else hwspecs.calibration_path(hardware_id))  # refuse early
     kernels, layers, power = read_measurements(measurements)
     env_path = Path(measurements) / "environment.json"
     env = json.loads(env_path.read_text()) if env_path.is_file() else {}
@@ -33,7 +34,7 @@ def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration
     import pandas as pd
 
     from validate.calibrate import prepare_kernels, prepare_layers, read_measurements
-    from validate.compare import compare_kernels, compare_layers, plot, summarize
+    from validate.compare import compare_kernels, compare_layers, render_plot, summarize
 
     hw = hwspecs.resolve_hardware(hardware_id)
     kernels, layers, _ = read_measurements(measurements)
@@ -58,18 +59,19 @@ def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration
     if "transfer" in sources and split == "score":
         summary = pd.concat([summary[summary.source != "transfer"],
                              summarize(cases[cases.source == "transfer"], split=None)], ignore_index=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _compare_states(hw.id, measurements, out_dir, sources)
-    _write_csv(cases, out_dir / "compare_cases.csv")
-    _write_csv(summary, out_dir / "compare_summary.csv")
+    states = _compare_states(hw.id, measurements, sources)
     shown = cases if split is None else cases[(cases["split"] == "score") | (cases["source"] == "transfer")]
-    plot(shown, out_dir / "compare.png",
-         f"{hw.id}: predicted vs measured ({'held-out cases' if split else 'all cases'})")
+    png = render_plot(shown, f"{hw.id}: predicted vs measured ({'held-out cases' if split else 'all cases'})")
+    # Everything is computed: only now are the outputs written, all together (hwspecs.write_all).
+    outputs = [*((out_dir / name, df) for name, df in states or ()), (out_dir / "compare_cases.csv", cases), (out_dir / "compare_summary.csv", summary)]
+    hwspecs.write_all([*((path, _csv_writer(df), False) for path, df in outputs),
+                       (out_dir / "compare.png", lambda fh: fh.write(png), True)])
     return cases, summary
 
 
-def _compare_states(hardware_id: str, measurements: Path, out_dir: Path, sources: dict):
-    """Burst / sustained / eager-call time, power and clock (``states.csv``), when the run has them."""
+def _compare_states(hardware_id: str, measurements: Path, sources: dict):
+    """Burst / sustained / eager-call time, power and clock (``states.csv``), when the run has them:
+    [(path name, table)] for the cases and the summary, or None."""
     from validate.calibrate import read_states
     from validate.compare_states import compare_states, summarize_states
 
@@ -78,9 +80,7 @@ def _compare_states(hardware_id: str, measurements: Path, out_dir: Path, sources
         return None
     cases = compare_states(hardware_id, states, sources)
     scored = cases if "calibrated" not in sources else cases[(cases["split"] == "score") | (cases["source"] == "transfer")]
-    _write_csv(cases, out_dir / "compare_states_cases.csv")
-    _write_csv(summarize_states(scored, split=None), out_dir / "compare_states_summary.csv")
-    return cases
+    return [("compare_states_cases.csv", cases), ("compare_states_summary.csv", summarize_states(scored, split=None))]
 
 
 def rerun_difference(first_measurements: Path, second_measurements: Path):
@@ -92,5 +92,5 @@ def rerun_difference(first_measurements: Path, second_measurements: Path):
     return difference(first[:2], second[:2])
 
 
-def _write_csv(df, path: Path) -> None:
-    hwspecs.write_atomic(path, lambda fh: df.to_csv(fh, index=False))
+def _csv_writer(df):
+    return lambda fh: df.to_csv(fh, index=False)
