@@ -140,8 +140,9 @@ def predict(
         ("HBM traffic", display.size(p.hbm_bytes)),
         ("peak memory / GPU", f"{display.size(p.peak_memory_bytes)}  (weights {display.size(p.memory['weights_bytes'])}, "
                               f"KV {display.size(p.memory['kv_cache_bytes'])}, activations "
-                              f"{display.size(p.memory['activation_bytes'])}, runtime {display.size(p.memory['workspace_bytes'])})"),
-        ("max concurrency", f"{p.max_concurrency} requests of {sc.context_tokens} tokens"),
+                              f"{display.size(p.memory['activation_bytes'])}, reserve {display.size(p.memory['workspace_bytes'])})"),
+        ("max concurrency", f"{p.max_concurrency} requests of {sc.context_tokens} tokens (memory share "
+                            f"{sc.memory_utilization_frac:g}, prefill {'in one pass' if sc.prefill_chunk_tokens is None else f'in {sc.prefill_chunk_tokens}-token chunks'})"),
         (f"power ({p.state})", f"prefill {p.prefill_power_w:.0f} W at {p.prefill_clock_hz / 1e6:.0f} MHz, "
                                f"decode {p.decode_power_w:.0f} W at {p.decode_clock_hz / 1e6:.0f} MHz"),
         ("energy", f"{p.energy_per_request_j:,.1f} J per request, {p.energy_per_output_token_j:.3f} J per output "
@@ -262,7 +263,8 @@ def bounds(
         t.add_column(c)
     for r in df.itertuples():
         t.add_row(f"{r.context_tokens:,}", display.size(r.kv_bytes_per_user), str(r.max_concurrency),
-                  display.seconds(r.prefill_s), f"{display.seconds(r.decode_step_s)} ({r.decode_users} users)",
+                  display.seconds(r.prefill_s),
+                  f"{display.seconds(r.decode_step_s)} ({r.decode_users} users)" if r.decode_users else "none fit",
                   display.seconds(r.context_switch_s), display.seconds(r.recompute_s), r.cheaper_switch)
     out.print(t)
 

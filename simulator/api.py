@@ -10,7 +10,7 @@ committed profile for the device (else a same-architecture transfer prior, else 
 from __future__ import annotations
 
 import hwspecs
-from simulator import decode, engine, memory
+from simulator import decode, engine, fit, memory
 from simulator.engine import Setup
 from simulator.memory import DoesNotFitError
 from simulator.results import KernelPrediction, Prediction, StepPrediction
@@ -30,16 +30,20 @@ def resolve(hardware, model, calibration, impl="vendor"):
 
 def setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel, state="sustained",
           power_cap_w=None, sm_clock_hz=None) -> Setup:
-    check_dtype("weight_dtype", weight_dtype)
-    check_dtype("kv_dtype", kv_dtype)
+    fit.check_storage_dtype("weight_dtype", weight_dtype)
+    fit.check_storage_dtype("kv_dtype", kv_dtype)
     check_activation_dtype(activation_dtype)
     tp = check_count("tensor_parallel", tensor_parallel)
+    if m is not None:
+        fit.check_tensor_parallel(m, tp)
     return engine.make_setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tp, state, power_cap_w, sm_clock_hz)
 
 
 def _resolve_setup(hardware, model, calibration, *args, **power):
     hw, m, prm, label = resolve(hardware, model, calibration)
-    return setup(hw, m, prm, *args, **power), label
+    s = setup(hw, m, prm, *args, **power)
+    fit.check_gpu_count(hardware, s.tp)
+    return s, label
 
 
 def prefill(hardware, model, batch, prompt_tokens, calibration="auto", *, weight_dtype="bf16",
@@ -75,13 +79,18 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
     s, label = _resolve_setup(hardware, model, calibration, sc.weight_dtype, sc.activation_dtype, sc.kv_dtype,
                               sc.tensor_parallel, state=sc.state, power_cap_w=sc.power_cap_w,
                               sm_clock_hz=sc.sm_clock_hz)
-    memory.check_weights_fit(s)
-    mem = memory.memory_breakdown(s, sc.batch, sc.prompt_tokens, sc.output_tokens, sc.kv_block_tokens)
-    conc = int(memory.max_concurrency(s, sc.prompt_tokens, sc.output_tokens, sc.kv_block_tokens))
+    fit.check_context(s.model, sc.context_tokens)
+    frac, chunk = sc.memory_utilization_frac, sc.prefill_chunk_tokens
+    memory.check_weights_fit(s, frac)
+    mem = memory.memory_breakdown(s, sc.batch, sc.prompt_tokens, sc.output_tokens, sc.kv_block_tokens, frac, chunk)
+    conc = int(memory.max_concurrency(s, sc.prompt_tokens, sc.output_tokens, sc.kv_block_tokens, frac, chunk))
     if mem["peak_memory_bytes"] > s.hw.memory_bytes:
+        how = "in one prefill pass" if chunk is None else f"with {chunk}-token prefill chunks"
         raise DoesNotFitError(
-            f"batch={sc.batch} of {sc.context_tokens}-token requests needs {mem['peak_memory_bytes'] / 1e9:.1f} GB "
-            f"per GPU but {s.hw.id} has {s.hw.memory_bytes / 1e9:.1f} GB; at most {conc} such requests fit")
+            f"batch={sc.batch} of {sc.context_tokens}-token requests ({how}) needs "
+            f"{mem['peak_memory_bytes'] / 1e9:.1f} GB per GPU of {s.hw.id}'s {s.hw.memory_bytes / 1e9:.1f} GB "
+            f"(memory_utilization_frac {frac:g}); at most {conc} such requests fit"
+            + ("; prefill_chunk_tokens lowers the activations" if chunk is None else ""))
     pf = engine.prefill(s, sc.batch, sc.prompt_tokens)
     co = decode.decode_coeffs(s, sc.batch)
     dec = decode.decode_total(s, co, sc.prompt_tokens, sc.output_tokens, sc.cuda_graph)

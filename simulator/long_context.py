@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 import hwspecs
-from simulator import engine, memory
+from simulator import engine, fit, memory
 from simulator.api import resolve, setup
 from simulator.kinds.base import xp_for
 from simulator.kinds.host_transfer import D2H, H2D, transfer_s
@@ -79,18 +79,21 @@ def long_context_bounds(hardware, model, context_tokens, calibration="auto", *, 
     lengths = [context_tokens] if np.isscalar(context_tokens) else list(context_tokens)
     hw, m, prm, _ = resolve(hardware, model, calibration)
     s = setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel)
+    fit.check_gpu_count(hardware, s.tp)
     memory.check_weights_fit(s)
     rows = []
     for c in lengths:
         c = check_count("context_tokens", c)
+        fit.check_context(m, c)
         conc = int(memory.max_concurrency(s, c, 1, 1))
-        users = concurrent_users or max(conc, 1)
+        users = concurrent_users or conc  # none fit: no decode step to time (decode_step_s NaN)
         cs = context_switch(hw, m, c, calibration, kv_dtype=kv_dtype, weight_dtype=weight_dtype,
                             activation_dtype=activation_dtype, tensor_parallel=tensor_parallel)
         rows.append({"context_tokens": c, "kv_bytes_per_token": m.kv_bytes_per_token(kv_dtype),
                      "kv_bytes_per_user": m.kv_bytes_per_token(kv_dtype) * c,
                      "kv_bytes_per_user_per_gpu": cs.kv_bytes, "max_concurrency": conc,
                      "prefill_s": float(engine.prefill(s, 1, c).time_s), "decode_users": users,
-                     "decode_step_s": float(engine.decode_step(s, users, c).time_s), "context_switch_s": cs.swap_s,
+                     "decode_step_s": float(engine.decode_step(s, users, c).time_s) if users else float("nan"),
+                     "context_switch_s": cs.swap_s,
                      "recompute_s": cs.recompute_s, "cheaper_switch": cs.cheaper})
     return pd.DataFrame(rows)

@@ -1,5 +1,17 @@
-"""Device memory per GPU: weights, KV cache in paged blocks, transient activations, the runtime reserve,
-and how many requests fit at once."""
+"""Device memory per GPU — one model for peak memory and for how many requests fit at once.
+
+A serving engine claims a fraction of the device (``memory_utilization_frac``; vLLM's
+``gpu_memory_utilization`` defaults to 0.9, https://docs.vllm.ai/en/latest/configuration/engine_args.html)
+and fits weights, the peak activations of a forward pass and the paged KV cache inside it; the rest
+(CUDA context, NCCL and library workspaces, fragmentation) is the reserve. One function, ``usage_bytes``,
+gives the memory of ``n`` requests; the peak of a batch and the largest batch that fits both read it, so
+"needs X GB" and "at most N fit" cannot disagree.
+
+Prefill activations: without chunking the whole batch's prompts run in one pass (as ``ttft_s`` times it),
+so activations grow with batch × prompt; with ``prefill_chunk_tokens`` (vLLM's chunked prefill,
+``max_num_batched_tokens``) a pass holds at most that many tokens. Chunking changes memory only here:
+the prefill time is still one pass over the batch's prompts.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +19,9 @@ import numpy as np
 
 from hwspecs.schema import DTYPE_BYTES
 from simulator.engine import Setup
+from simulator.quant import weight_storage_bytes
 
-# CUDA context + cuBLAS/attention workspaces + allocator slack held by a serving process (vLLM
-# profiles ~1-2 GB outside weights and KV on H100); not available to KV blocks.
-RUNTIME_RESERVED_BYTES = 1.5e9
+DEFAULT_MEMORY_UTILIZATION_FRAC = 0.9
 
 
 class DoesNotFitError(ValueError):
@@ -18,7 +29,8 @@ class DoesNotFitError(ValueError):
 
 
 def weight_bytes_per_gpu(s: Setup) -> float:
-    return s.model.total_params * DTYPE_BYTES[s.weight_dtype] / s.tp
+    """Stored weights per GPU (quantization scales and 16-bit embedding/LM head: simulator.quant)."""
+    return weight_storage_bytes(s.model, s.weight_dtype) / s.tp
 
 
 def kv_bytes_per_sequence(s: Setup, context_tokens, block_tokens=16):
@@ -38,30 +50,55 @@ def activation_bytes(s: Setup, n_tokens, n_sequences):
             + np.asarray(n_sequences, dtype=float) * m.vocab_size / s.tp * 4.0)
 
 
-def check_weights_fit(s: Setup) -> None:
-    need = weight_bytes_per_gpu(s) + RUNTIME_RESERVED_BYTES
-    if need > s.hw.memory_bytes:
+def usable_bytes(s: Setup, memory_utilization_frac=DEFAULT_MEMORY_UTILIZATION_FRAC) -> float:
+    """What the serving engine may use for weights, activations and KV on one GPU."""
+    return memory_utilization_frac * s.hw.memory_bytes
+
+
+def pass_tokens(batch, prompt_tokens, prefill_chunk_tokens=None):
+    """Tokens in the largest forward pass: the whole batch's prompts, or one prefill chunk."""
+    total = np.asarray(batch, dtype=float) * np.asarray(prompt_tokens, dtype=float)
+    return total if prefill_chunk_tokens is None else np.minimum(total, float(prefill_chunk_tokens))
+
+
+def usage_bytes(s: Setup, batch, prompt_tokens, output_tokens, block_tokens=16, prefill_chunk_tokens=None) -> dict:
+    """Memory per GPU of ``batch`` requests of prompt + output tokens, by use (within the usable part)."""
+    kv = np.asarray(batch, dtype=float) * kv_bytes_per_sequence(
+        s, np.asarray(prompt_tokens) + np.asarray(output_tokens), block_tokens)
+    act = activation_bytes(s, pass_tokens(batch, prompt_tokens, prefill_chunk_tokens), batch)
+    return {"weights_bytes": weight_bytes_per_gpu(s), "kv_cache_bytes": kv, "activation_bytes": act}
+
+
+def memory_breakdown(s: Setup, batch, prompt_tokens, output_tokens, block_tokens=16,
+                     memory_utilization_frac=DEFAULT_MEMORY_UTILIZATION_FRAC, prefill_chunk_tokens=None) -> dict:
+    """Peak device memory (per GPU) of running ``batch`` requests to completion. ``workspace_bytes`` is
+    the reserve outside the engine's share, (1 − memory_utilization_frac) × device memory; a batch fits
+    when ``peak_memory_bytes`` ≤ the device memory."""
+    use = usage_bytes(s, batch, prompt_tokens, output_tokens, block_tokens, prefill_chunk_tokens)
+    reserve = s.hw.memory_bytes - usable_bytes(s, memory_utilization_frac)
+    total = use["weights_bytes"] + use["kv_cache_bytes"] + use["activation_bytes"] + reserve
+    return {**use, "workspace_bytes": reserve, "peak_memory_bytes": total}
+
+
+def check_weights_fit(s: Setup, memory_utilization_frac=DEFAULT_MEMORY_UTILIZATION_FRAC) -> None:
+    need, have = weight_bytes_per_gpu(s), usable_bytes(s, memory_utilization_frac)
+    if need > have:
         raise DoesNotFitError(
-            f"{s.model.id} weights in {s.weight_dtype} need {weight_bytes_per_gpu(s) / 1e9:.1f} GB per GPU "
-            f"(+{RUNTIME_RESERVED_BYTES / 1e9:.1f} GB runtime) but {s.hw.id} has {s.hw.memory_bytes / 1e9:.1f} GB; "
-            f"use more GPUs (tensor_parallel), a smaller weight_dtype, or a bigger device")
+            f"{s.model.id} weights in {s.weight_dtype} need {need / 1e9:.2f} GB per GPU but {s.hw.id} offers "
+            f"{have / 1e9:.2f} GB ({memory_utilization_frac:g} × {s.hw.memory_bytes / 1e9:.2f} GB, "
+            f"memory_utilization_frac); use more GPUs (tensor_parallel), a smaller weight_dtype, or a bigger device")
 
 
-def max_concurrency(s: Setup, prompt_tokens, output_tokens, block_tokens=16):
-    """Sequences of P+T tokens whose KV fits next to the weights, the runtime reserve and the activations
-    of one prompt's prefill (chunked admission). Paged blocks waste up to block_tokens−1 slots each."""
-    free = (s.hw.memory_bytes - weight_bytes_per_gpu(s) - RUNTIME_RESERVED_BYTES
-            - activation_bytes(s, prompt_tokens, 1))
-    per_seq = kv_bytes_per_sequence(s, np.asarray(prompt_tokens) + np.asarray(output_tokens), block_tokens)
-    return np.floor(np.maximum(free, 0.0) / per_seq).astype(np.int64)
-
-
-def memory_breakdown(s: Setup, batch, prompt_tokens, output_tokens, block_tokens=16) -> dict:
-    """Peak device memory (per GPU) of running ``batch`` requests to completion."""
-    weights = weight_bytes_per_gpu(s)
-    kv = np.asarray(batch) * kv_bytes_per_sequence(s, np.asarray(prompt_tokens) + np.asarray(output_tokens),
-                                                   block_tokens)
-    act = activation_bytes(s, np.asarray(batch) * np.asarray(prompt_tokens), batch)
-    total = weights + kv + act + RUNTIME_RESERVED_BYTES
-    return {"weights_bytes": weights, "kv_cache_bytes": kv, "activation_bytes": act,
-            "workspace_bytes": RUNTIME_RESERVED_BYTES, "peak_memory_bytes": total}
+def max_concurrency(s: Setup, prompt_tokens, output_tokens, block_tokens=16,
+                    memory_utilization_frac=DEFAULT_MEMORY_UTILIZATION_FRAC, prefill_chunk_tokens=None):
+    """The largest n whose ``usage_bytes`` (n requests of P + T tokens, admitted as one batch) fits in the
+    usable memory. Memory is linear in n piecewise (activations stop growing once n·P reaches the chunk),
+    so n is the larger of the two pieces' solutions, each of which is feasible."""
+    free = usable_bytes(s, memory_utilization_frac) - weight_bytes_per_gpu(s)
+    kv = kv_bytes_per_sequence(s, np.asarray(prompt_tokens) + np.asarray(output_tokens), block_tokens)
+    a_tok, a_seq = activation_bytes(s, 1.0, 0.0), activation_bytes(s, 0.0, 1.0)
+    p = np.asarray(prompt_tokens, dtype=float)
+    n = np.floor(np.maximum(free, 0.0) / (kv + a_seq + a_tok * p))
+    if prefill_chunk_tokens is not None:
+        n = np.maximum(n, np.floor(np.maximum(free - a_tok * prefill_chunk_tokens, 0.0) / (kv + a_seq)))
+    return n.astype(np.int64)

@@ -29,6 +29,7 @@ from simulator.kinds.base import Op
 from simulator.kinds.collective import allreduce_op
 from simulator.kinds.elementwise import elementwise_op
 from simulator.kinds.gemm import gemm_op
+from simulator.quant import kept_dtype
 from workloads.model import ModelSpec
 
 __all__ = ["Op", "attention_flops", "attention_op", "allreduce_op", "elementwise_op", "expected_experts_touched",
@@ -140,10 +141,11 @@ def forward_op_list(model: ModelSpec, batch, q_tokens, kv_tokens, *, weight_dtyp
     head_tokens = batch if lm_head_tokens is None else lm_head_tokens
     embed = elementwise_op("embedding", 0.0, p.n_tok * m.hidden, act_dtype=act_dtype, flops_per_element=0.0,
                            weight_elements=p.n_tok * m.hidden * (2 if m.learned_positions else 1),
-                           weight_dtype=weight_dtype, scope="model")
+                           weight_dtype=kept_dtype(weight_dtype), scope="model")
     return [embed, *_attention_block(p, batch, q_tokens, kv_tokens), *_mlp_block(p),
             p.norm("final_norm", head_tokens, scope="model"),
-            gemm_op("lm_head", head_tokens, m.vocab_size // tp, m.hidden, scope="model", **p.kw)]
+            gemm_op("lm_head", head_tokens, m.vocab_size // tp, m.hidden, scope="model",
+                    **{**p.kw, "weight_dtype": kept_dtype(weight_dtype)})]  # stays 16-bit: simulator.quant
 
 
 def forward_ops(model: ModelSpec, batch, q_tokens, kv_tokens, **kw) -> nx.DiGraph:

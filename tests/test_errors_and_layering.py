@@ -43,7 +43,7 @@ def test_api_model_that_does_not_fit():
     with pytest.raises(simulator.DoesNotFitError, match="tensor_parallel"):
         simulator.predict("rtx-4090", "llama-3-70b")
     with pytest.raises(simulator.DoesNotFitError, match="at most"):
-        simulator.predict(HW, MODEL, workloads.Scenario(batch=4096, prompt_tokens=8192, output_tokens=8192))
+        simulator.predict(HW, MODEL, workloads.Scenario(batch=4096, prompt_tokens=4096, output_tokens=4096))
 
 
 def test_api_kernel_shapes_and_dtypes():

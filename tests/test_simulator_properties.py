@@ -22,7 +22,7 @@ contexts = st.integers(1, 131072)
 
 def _fits(hw_id, model_id):
     hw, m = hwspecs.load(hw_id), workloads.load_model(model_id)
-    return m.total_params * 2 + memory.RUNTIME_RESERVED_BYTES < hw.memory_bytes
+    return m.total_params * 2 < 0.9 * hw.memory_bytes  # bf16 weights within vLLM's default 0.9 share
 
 
 @SETTINGS
@@ -109,7 +109,7 @@ def test_decimal_rates_for_bandwidth():
 def test_decode_total_matches_brute_force_sum_of_steps():
     """The quadrature over context equals the per-token sum of decode steps."""
     hw, model = "h100-sxm5-80gb", "llama-3-8b"
-    for batch, prompt, out, graph in ((1, 100, 300, True), (64, 4000, 200, True), (4, 10, 50, False)):
+    for batch, prompt, out, graph in ((1, 100, 300, True), (48, 4000, 200, True), (4, 10, 50, False)):
         sc = workloads.Scenario(batch=batch, prompt_tokens=prompt, output_tokens=out, cuda_graph=graph)
         p = simulator.predict(hw, model, sc)
         brute = sum(simulator.decode_step(hw, model, batch, prompt + j, cuda_graph=graph).time_s
@@ -147,8 +147,11 @@ def test_concurrency_counts_paged_blocks():
     sc = dict(prompt_tokens=1000, output_tokens=1)  # 1001 tokens → 63 blocks of 16 = 1008 slots
     c = simulator.predict(hw, m, workloads.Scenario(batch=1, **sc)).max_concurrency
     s = engine.make_setup(hw, m, hwspecs.DEFAULT_CALIBRATION.params("vendor"))
-    free = hw.memory_bytes - m.total_params * 2 - memory.RUNTIME_RESERVED_BYTES - memory.activation_bytes(s, 1000, 1)
-    assert c == int(free // (1008 * m.kv_bytes_per_token("bf16")))
+    # n requests admitted together: 0.9 of the device holds the bf16 weights, n × 1008 KV slots and the
+    # activations of one prefill pass over n × 1000 tokens (fp32 logits for n sequences).
+    free = 0.9 * hw.memory_bytes - m.total_params * 2
+    per_request = 1008 * m.kv_bytes_per_token("bf16") + memory.activation_bytes(s, 1000, 1)
+    assert c == int(free // per_request)
 
 
 def test_tensor_parallel_splits_weights_and_adds_allreduce():

@@ -57,6 +57,10 @@ class Scenario(BaseModel):
       limit) or "burst" (right after idle: boost clock).
     - ``power_cap_w``: a power limit below the device's (what-if; None: the device's limit).
     - ``sm_clock_hz``: a locked SM clock (what-if; None: boost, lowered by the power limit as needed).
+    - ``memory_utilization_frac``: the share of device memory the serving engine may use for weights,
+      activations and KV (vLLM's ``gpu_memory_utilization``, default 0.9); the rest is the runtime reserve.
+    - ``prefill_chunk_tokens``: chunked prefill, at most this many tokens per pass (memory accounting only;
+      None: the whole batch's prompts in one pass, as ``ttft_s`` times it).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -73,6 +77,8 @@ class Scenario(BaseModel):
     state: Literal["sustained", "burst"] = "sustained"
     power_cap_w: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     sm_clock_hz: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    memory_utilization_frac: float = Field(default=0.9, gt=0, le=1, allow_inf_nan=False)
+    prefill_chunk_tokens: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _activation_dtype(self):
