@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from hwspecs.effects import (IMPLS, DecodeAttentionParams, GemmParams, HostParams, LaunchParams, LinkParams,
-                             MemoryParams, PowerParams, PrefillAttentionParams)
+                             MemoryParams, PowerParams, PrefillAttentionParams, QuantDecodeAttentionParams)
 
 __all__ = ["IMPLS", "Calibration", "EffectParams", "KernelProfile", "Provenance", "DEFAULT_CALIBRATION",
            "migrate_flat"]
@@ -35,6 +35,7 @@ class KernelProfile(BaseModel):
     memory: MemoryParams = MemoryParams()
     link: LinkParams = LinkParams()
     launch: LaunchParams = LaunchParams()
+    attention_decode_quant: QuantDecodeAttentionParams = QuantDecodeAttentionParams()
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class EffectParams:
     memory: MemoryParams = MemoryParams()
     link: LinkParams = LinkParams()
     launch: LaunchParams = LaunchParams()
+    attention_decode_quant: QuantDecodeAttentionParams = QuantDecodeAttentionParams()
     host: HostParams = HostParams()
     power: PowerParams = PowerParams()
 

@@ -112,6 +112,24 @@ class DecodeAttentionParams(_Group):
     paged_latency_s: float = fit_field(2.0e-6, fit=LATENCY_FIT, ge=0)
 
 
+class QuantDecodeAttentionParams(_Group):
+    """Decode attention over a compressed KV cache (hwperf's Triton kernel; ``simulator.kinds.
+    attention_decode_quant``): the KV stream at ``attention_decode``'s bandwidth times a per-width factor,
+    dequantization on the CUDA cores. Defaults: no public figure; 1.0 (as fast per byte as bf16) until fitted."""
+
+    NAME: ClassVar[str] = "attention_decode_quant"
+    stream_8bit_frac: float = fit_field(1.0, fit=FRAC_FIT, gt=0, le=1.2)
+    stream_4bit_frac: float = fit_field(1.0, fit=FRAC_FIT, gt=0, le=1.2)
+    stream_2bit_frac: float = fit_field(1.0, fit=FRAC_FIT, gt=0, le=1.2)
+    # Dequantization reaches this fraction of the fp32 (non-tensor) peak.
+    dequant_frac: float = fit_field(0.5, fit=(0.01, 1.2), gt=0, le=1.2)
+    extra_latency_s: float = fit_field(0.0, fit=LATENCY_FIT, ge=0)
+
+    def stream_frac(self, bits) -> float:
+        """The width's factor; other widths (3-bit KIVI/KVQuant, fp8) use the nearest narrower measured one."""
+        return self.stream_2bit_frac if bits <= 2 else self.stream_4bit_frac if bits <= 4 else self.stream_8bit_frac
+
+
 class MemoryParams(_Group):
     """Bandwidth-bound kernels that are not attention: device copies and elementwise/norm kernels."""
 
@@ -203,7 +221,7 @@ class PowerParams(_Group):
 
 
 KERNEL_GROUPS = (GemmParams, PrefillAttentionParams, DecodeAttentionParams, MemoryParams, LinkParams,
-                 LaunchParams)
+                 LaunchParams, QuantDecodeAttentionParams)
 DEVICE_GROUPS = (HostParams, PowerParams)
 ALL_GROUPS = KERNEL_GROUPS + DEVICE_GROUPS
 

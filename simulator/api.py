@@ -14,6 +14,7 @@ from simulator import decode, engine, fit, memory
 from simulator.engine import Setup
 from simulator.memory import DoesNotFitError
 from simulator.results import KernelPrediction, Prediction, StepPrediction
+from workloads import kv_methods
 from workloads.loader import resolve_model
 from workloads.scenario import DEFAULT_SCENARIO, Scenario, check_activation_dtype, check_count, check_dtype
 
@@ -29,14 +30,18 @@ def resolve(hardware, model, calibration, impl="vendor"):
 
 
 def setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel, state="sustained",
-          power_cap_w=None, sm_clock_hz=None) -> Setup:
+          power_cap_w=None, sm_clock_hz=None, kv_method=None) -> Setup:
     fit.check_storage_dtype("weight_dtype", weight_dtype)
     fit.check_storage_dtype("kv_dtype", kv_dtype)
     check_activation_dtype(activation_dtype)
     tp = check_count("tensor_parallel", tensor_parallel)
     if m is not None:
         fit.check_tensor_parallel(m, tp)
-    return engine.make_setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tp, state, power_cap_w, sm_clock_hz)
+    method = kv_methods.parse(kv_method)
+    if m is not None:
+        method.check_model(m.head_dim, m.n_kv_heads)
+    return engine.make_setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tp, state, power_cap_w, sm_clock_hz,
+                             None if method.family == "none" else method)
 
 
 def _resolve_setup(hardware, model, calibration, *args, **power):
@@ -48,24 +53,26 @@ def _resolve_setup(hardware, model, calibration, *args, **power):
 
 def prefill(hardware, model, batch, prompt_tokens, calibration="auto", *, weight_dtype="bf16",
             activation_dtype="bf16", kv_dtype="bf16", tensor_parallel=1, state="sustained", power_cap_w=None,
-            sm_clock_hz=None) -> StepPrediction:
+            sm_clock_hz=None, kv_method=None) -> StepPrediction:
     """Prefill of ``batch`` prompts of ``prompt_tokens`` tokens (eager) in operating ``state``
     ("sustained": clock settled under the power limit or ``power_cap_w``; "burst": boost), optionally at
     a locked ``sm_clock_hz``. The result carries time, power, energy and clock."""
     batch, prompt_tokens = check_count("batch", batch), check_count("prompt_tokens", prompt_tokens)
     s, _ = _resolve_setup(hardware, model, calibration, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
-                          state=state, power_cap_w=power_cap_w, sm_clock_hz=sm_clock_hz)
+                          state=state, power_cap_w=power_cap_w, sm_clock_hz=sm_clock_hz, kv_method=kv_method)
     return StepPrediction.of(engine.prefill(s, batch, prompt_tokens), s.pm)
 
 
 def decode_step(hardware, model, batch, context_tokens, calibration="auto", cuda_graph=True, *,
                 weight_dtype="bf16", activation_dtype="bf16", kv_dtype="bf16", tensor_parallel=1, state="sustained",
-                power_cap_w=None, sm_clock_hz=None) -> StepPrediction:
+                power_cap_w=None, sm_clock_hz=None, kv_method=None) -> StepPrediction:
     """One decode step: one new token for each of ``batch`` sequences holding ``context_tokens`` tokens
-    (operating state and what-ifs as in ``prefill``)."""
+    (operating state and what-ifs as in ``prefill``; ``kv_method`` e.g. "kivi-2", see workloads.kv_methods)."""
     batch, context_tokens = check_count("batch", batch), check_count("context_tokens", context_tokens)
     s, _ = _resolve_setup(hardware, model, calibration, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
-                          state=state, power_cap_w=power_cap_w, sm_clock_hz=sm_clock_hz)
+                          state=state, power_cap_w=power_cap_w, sm_clock_hz=sm_clock_hz, kv_method=kv_method)
+    if s.kv_method is not None:
+        s.kv_method.check_context(context_tokens)
     return StepPrediction.of(engine.decode_step(s, batch, context_tokens, bool(cuda_graph)), s.pm)
 
 
@@ -78,8 +85,10 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
         raise ValueError(f"scenario must be a workloads.Scenario, got {type(sc).__name__}")
     s, label = _resolve_setup(hardware, model, calibration, sc.weight_dtype, sc.activation_dtype, sc.kv_dtype,
                               sc.tensor_parallel, state=sc.state, power_cap_w=sc.power_cap_w,
-                              sm_clock_hz=sc.sm_clock_hz)
+                              sm_clock_hz=sc.sm_clock_hz, kv_method=sc.kv_method)
     fit.check_context(s.model, sc.context_tokens)
+    if s.kv_method is not None:
+        s.kv_method.check_context(sc.context_tokens)
     frac, chunk = sc.memory_utilization_frac, sc.prefill_chunk_tokens
     memory.check_weights_fit(s, frac)
     mem = memory.memory_breakdown(s, sc.batch, sc.prompt_tokens, sc.output_tokens, sc.kv_block_tokens, frac, chunk)

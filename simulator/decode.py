@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.engine import PhaseResult, Setup, _timed_pass, gpu_at, launch_bound_s, settled, work
-from simulator.kinds.attention_decode import NAME as ATTN_DECODE
+from simulator.kv_compression import DECODE_ATTENTION_KINDS, active as kv_method_of, decode_attention_op
 from simulator.kinds.attention_prefill import attention_op
 from simulator.power import settle, throttle
 from simulator.roofline import at_clock, clock_scale, knee, op_time
@@ -53,10 +53,10 @@ class DecodeTotal:
 def decode_coeffs(s: Setup, batch, with_bound=True) -> DecodeCoeffs:
     """Evaluate the decode graph at context 0 (and attention's counts at 1): the constant part and slopes."""
     pairs0 = _timed_pass(s, batch, 1, 0.0, with_bound=with_bound)
-    const = tuple((op, t) for op, t in pairs0 if op.kind != ATTN_DECODE)
+    const = tuple((op, t) for op, t in pairs0 if op.kind not in DECODE_ATTENTION_KINDS)
     attn = []
     for op0, _ in pairs0:
-        if op0.kind == ATTN_DECODE:
+        if op0.kind in DECODE_ATTENTION_KINDS:
             op1 = attention_at(s, op0, op0.shape["batch"], 1.0)
             attn.append((op0, op1.flops - op0.flops, op1.hbm_bytes - op0.hbm_bytes))
     const_gpu = sum(t.time_s * op.n_repeats for op, t in const)
@@ -69,6 +69,9 @@ def decode_coeffs(s: Setup, batch, with_bound=True) -> DecodeCoeffs:
 
 def attention_at(s: Setup, op0, batch, context):
     sh = op0.shape
+    if kv_method_of(s) is not None:
+        return decode_attention_op(s, op0.name, batch, context, sh["n_q_heads"], sh["n_kv_heads"], sh["head_dim"],
+                                   op0.n_repeats)
     return attention_op(op0.name, batch, 1, context, sh["n_q_heads"], sh["n_kv_heads"], sh["head_dim"],
                         act_dtype=s.act_dtype, kv_dtype=s.kv_dtype, n_repeats=op0.n_repeats)
 
@@ -77,7 +80,7 @@ def decode_step_at(s: Setup, co: DecodeCoeffs, context_tokens, cuda_graph=True) 
     """The step at one context from the coefficients: only attention is re-timed."""
     pairs = []
     for op, t in co.pairs0:
-        if op.kind == ATTN_DECODE:
+        if op.kind in DECODE_ATTENTION_KINDS:
             op = attention_at(s, op, op.shape["batch"], context_tokens)
             t = op_time(op, s.hw, s.prm)
         pairs.append((op, t))

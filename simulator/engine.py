@@ -24,6 +24,7 @@ import numpy as np
 import hwspecs
 from hwspecs.calibration import EffectParams
 from hwspecs.schema import Hardware
+from simulator import kv_compression
 from simulator.kinds.base import xp_for
 from simulator.ops import forward_op_list
 from simulator.power import PowerModel, op_work, power_model, settle, throttle
@@ -48,6 +49,7 @@ class Setup:
     link_bytes_per_s: float | None
     host_link_bytes_per_s: float
     pm: PowerModel
+    kv_method: Any = None  # a workloads.kv_methods.KVMethod (None: the dense KV dtype)
 
 
 @lru_cache(maxsize=64)
@@ -57,12 +59,13 @@ def link_rate(link_id: str | None) -> float | None:
 
 
 def make_setup(hw: Hardware, model: ModelSpec, prm: EffectParams, weight_dtype="bf16", act_dtype="bf16",
-               kv_dtype="bf16", tp: int = 1, state="sustained", power_cap_w=None, sm_clock_hz=None) -> Setup:
+               kv_dtype="bf16", tp: int = 1, state="sustained", power_cap_w=None, sm_clock_hz=None,
+               kv_method=None) -> Setup:
     hw.peak(act_dtype)  # raises a clear error when the device lacks that dtype
     if tp > 1 and hw.scaleup_bandwidth_bytes_per_s is None:
         raise ValueError(f"tensor_parallel={tp} needs a scale-up link, and {hw.id} has none (scaleup_link)")
     return Setup(hw, model, prm, weight_dtype, act_dtype, kv_dtype, tp, hw.scaleup_bandwidth_bytes_per_s,
-                 link_rate(hw.host_link), power_model(hw, prm, state, power_cap_w, sm_clock_hz))
+                 link_rate(hw.host_link), power_model(hw, prm, state, power_cap_w, sm_clock_hz), kv_method)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ def _timed_pass(s: Setup, batch, q_tokens, kv_tokens, layer_only=False, with_bou
     """(Op, OpTime) pairs of one forward pass at the boost clock."""
     ops = forward_op_list(s.model, batch, q_tokens, kv_tokens, weight_dtype=s.weight_dtype, act_dtype=s.act_dtype,
                           kv_dtype=s.kv_dtype, tp=s.tp)
+    ops = kv_compression.apply(s, ops)
     if layer_only:
         ops = [op for op in ops if op.scope == "layer"]
     return time_ops(s, ops, with_bound=with_bound, xp=xp_for(batch, q_tokens, kv_tokens))

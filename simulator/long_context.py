@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 import hwspecs
-from simulator import engine, fit, memory
+from simulator import engine, fit, kv_compression, memory
 from simulator.api import resolve, setup
 from simulator.kinds.base import xp_for
 from simulator.kinds.host_transfer import D2H, H2D, transfer_s
@@ -44,16 +44,17 @@ def _tier_rates(tier: str, storage) -> tuple[float | None, float | None]:
 
 def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dtype="bf16", weight_dtype="bf16",
                    activation_dtype="bf16", tensor_parallel=1, tier="host", storage=None,
-                   pinned=True) -> ContextSwitch:
+                   pinned=True, kv_method=None) -> ContextSwitch:
     """Cost of swapping one request's KV cache (``context_tokens``) out and another's in.
 
     tier "host": host DDR over the GPU's host link (pinned or pageable). tier "ssd": an NVMe SSD or CSD
     id (``storage``, default nvme-gen4-ssd) behind the host link — the slower of link and drive.
     Swap = out + in, one after the other (Fu, arXiv 2405.08944); recompute = prefill of the context.
+    ``kv_method``: the request's KV is swapped compressed, metadata and residual window included.
     """
     context_tokens = check_count("context_tokens", context_tokens)
     hw, m, prm, _ = resolve(hardware, model, calibration)
-    s = setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel)
+    s = setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel, kv_method=kv_method)
     kv = float(memory.kv_bytes_per_sequence(s, context_tokens, 1))
     out_rate, in_rate = _tier_rates(tier, storage)
 
@@ -72,13 +73,13 @@ def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dt
 
 def long_context_bounds(hardware, model, context_tokens, calibration="auto", *, kv_dtype="bf16",
                         weight_dtype="bf16", activation_dtype="bf16", tensor_parallel=1,
-                        concurrent_users=None) -> pd.DataFrame:
+                        concurrent_users=None, kv_method=None) -> pd.DataFrame:
     """Fu's four bounds (arXiv 2405.08944) for each context length: prefill time (FLOP/s-bound),
     decode step time at full concurrency (HBM-bound), concurrency (HBM capacity), and context-switch
     time over the host link. One row per context length."""
     lengths = [context_tokens] if np.isscalar(context_tokens) else list(context_tokens)
     hw, m, prm, _ = resolve(hardware, model, calibration)
-    s = setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel)
+    s = setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel, kv_method=kv_method)
     fit.check_gpu_count(hardware, s.tp)
     memory.check_weights_fit(s)
     rows = []
@@ -87,10 +88,12 @@ def long_context_bounds(hardware, model, context_tokens, calibration="auto", *, 
         fit.check_context(m, c)
         conc = int(memory.max_concurrency(s, c, 1, 1))
         users = concurrent_users or conc  # none fit: no decode step to time (decode_step_s NaN)
+        if s.kv_method is not None:
+            s.kv_method.check_context(c)
         cs = context_switch(hw, m, c, calibration, kv_dtype=kv_dtype, weight_dtype=weight_dtype,
-                            activation_dtype=activation_dtype, tensor_parallel=tensor_parallel)
-        rows.append({"context_tokens": c, "kv_bytes_per_token": m.kv_bytes_per_token(kv_dtype),
-                     "kv_bytes_per_user": m.kv_bytes_per_token(kv_dtype) * c,
+                            activation_dtype=activation_dtype, tensor_parallel=tensor_parallel, kv_method=kv_method)
+        per_token = m.kv_bytes_per_token(kv_dtype) * float(kv_compression.resident_frac(s, c))
+        rows.append({"context_tokens": c, "kv_bytes_per_token": per_token, "kv_bytes_per_user": per_token * c,
                      "kv_bytes_per_user_per_gpu": cs.kv_bytes, "max_concurrency": conc,
                      "prefill_s": float(engine.prefill(s, 1, c).time_s), "decode_users": users,
                      "decode_step_s": float(engine.decode_step(s, users, c).time_s) if users else float("nan"),

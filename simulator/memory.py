@@ -20,6 +20,7 @@ import numpy as np
 from hwspecs.schema import DTYPE_BYTES
 from simulator.engine import Setup
 from simulator.quant import weight_storage_bytes
+from simulator.kv_compression import resident_frac
 
 DEFAULT_MEMORY_UTILIZATION_FRAC = 0.9
 
@@ -34,9 +35,11 @@ def weight_bytes_per_gpu(s: Setup) -> float:
 
 
 def kv_bytes_per_sequence(s: Setup, context_tokens, block_tokens=16):
-    """KV of one sequence on one GPU, in whole paged blocks (the last block is partly empty)."""
+    """KV of one sequence on one GPU, in whole paged blocks (the last block is partly empty), compressed by
+    the setup's KV method when it has one (data + scales/zero-points + residual window)."""
     blocks = np.ceil(np.asarray(context_tokens, dtype=float) / block_tokens)
-    return blocks * block_tokens * s.model.kv_bytes_per_token(s.kv_dtype, s.model.kv_heads_per_gpu(s.tp))
+    dense = blocks * block_tokens * s.model.kv_bytes_per_token(s.kv_dtype, s.model.kv_heads_per_gpu(s.tp))
+    return dense * resident_frac(s, np.asarray(context_tokens, dtype=float))
 
 
 def activation_bytes(s: Setup, n_tokens, n_sequences):

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hwspecs.schema import DTYPES, Dtype
+from workloads import kv_methods
 
 # Checks of one value by name: the one place a count, a dtype or a flag is validated (Scenario's fields,
 # the API's keyword arguments, sweep axes and kernel shapes all call these).
@@ -49,7 +50,9 @@ class Scenario(BaseModel):
 
     - ``weight_dtype``: storage of weights (int8/int4 = weight-only quantization, dequantized to
       ``activation_dtype`` for the matmul, so GEMMs run at the activation dtype's peak).
-    - ``kv_dtype``: storage of the KV cache (fp8/int8/int4 = quantized KV, KIVI-style for int4).
+    - ``kv_dtype``: storage of the KV cache (fp8/int8/int4 = quantized KV, no metadata counted).
+    - ``kv_method``: a KV-compression method over the ``kv_dtype`` cache ("kivi-2", "kvquant-3", "h2o",
+      "shadowkv", "minicache", options as "kivi-2:group=64,residual=32"; ``workloads.kv_methods``).
     - ``cuda_graph``: decode steps replayed from a CUDA graph (True) or launched eagerly (False).
     - ``tensor_parallel``: GPUs sharing each layer (Megatron-style); adds two all-reduces per layer.
     - ``kv_block_tokens``: paged-KV block size; a sequence holds whole blocks.
@@ -79,10 +82,12 @@ class Scenario(BaseModel):
     sm_clock_hz: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     memory_utilization_frac: float = Field(default=0.9, gt=0, le=1, allow_inf_nan=False)
     prefill_chunk_tokens: int | None = Field(default=None, gt=0)
+    kv_method: str | None = None
 
     @model_validator(mode="after")
     def _activation_dtype(self):
         check_activation_dtype(self.activation_dtype)
+        kv_methods.parse(self.kv_method).check_context(self.context_tokens)
         return self
 
     @property
