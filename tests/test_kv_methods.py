@@ -10,7 +10,7 @@ from simulator import engine, memory
 from simulator.api import resolve, setup
 from workloads.kv_methods import KVMethod, KVMethodError, parse
 
-H200, MODEL = "h200-sxm-141gb", "llama-3-8b"  # Llama-3-8B: 32 layers, 8 kv-heads, head_dim 128
+H200, MODEL = "h200-sxm-141gb", "mistral-7b"  # 32 layers, 8 kv-heads, head_dim 128, 32K context
 
 
 def kivi_buffers_bytes(context, head_dim=128, bits=2, group=32, residual=128):
@@ -40,7 +40,7 @@ def test_kivi_2bit_group32_residual128_effective_bits():
 
 
 def test_swap_moves_the_requests_kv_including_metadata():
-    context = 50_048  # a multiple of the group after the residual window
+    context = 30_080  # a multiple of the group after the residual window
     cs = simulator.context_switch(H200, MODEL, context, kv_method="kivi-2")
     buffers = kivi_buffers_bytes(context) * 32 * 8  # every layer and kv-head
     assert cs.kv_bytes == pytest.approx(buffers, rel=1e-9)
@@ -51,10 +51,11 @@ def test_swap_moves_the_requests_kv_including_metadata():
 
 def test_concurrency_scales_with_effective_bits():
     prompt, out = 16_000, 384
-    dense = simulator.predict(H200, MODEL, workloads.Scenario(batch=1, prompt_tokens=prompt, output_tokens=out))
+    # chunked prefill: the KV, not the admission batch's activations, bounds the count
+    sc = workloads.Scenario(batch=1, prompt_tokens=prompt, output_tokens=out, prefill_chunk_tokens=2048)
+    dense = simulator.predict(H200, MODEL, sc)
     for name in ("kivi-8", "kivi-4", "kivi-2", "kvquant-3"):
-        p = simulator.predict(H200, MODEL, workloads.Scenario(batch=1, prompt_tokens=prompt, output_tokens=out,
-                                                              kv_method=name))
+        p = simulator.predict(H200, MODEL, sc.model_copy(update={"kv_method": name}))
         bits = parse(name).effective_bits(prompt + out)
         assert p.max_concurrency / dense.max_concurrency == pytest.approx(16 / bits, rel=0.03), name
 
@@ -64,9 +65,9 @@ def test_decode_time_and_bytes_follow_the_method():
     times = {}
     for name in (None, "kivi-8", "kivi-4", "kivi-2"):
         s = setup(hw, m, prm, "bf16", "bf16", "bf16", 1, kv_method=name)
-        step = engine.decode_step(s, 32, 32_768)
+        step = engine.decode_step(s, 32, 30_000)
         attn = [op for op, _ in step.pairs if op.name == "attention"][0]
-        per_seq = float(memory.kv_bytes_per_sequence(s, 32_768, 1))
+        per_seq = float(memory.kv_bytes_per_sequence(s, 30_000, 1))
         assert attn.kv_read_bytes * attn.n_repeats == pytest.approx(32 * per_seq, rel=1e-9)
         times[name] = float(step.time_s)
     assert times[None] > times["kivi-8"] > times["kivi-4"] > times["kivi-2"]
@@ -74,8 +75,8 @@ def test_decode_time_and_bytes_follow_the_method():
 
 def test_h2o_reads_its_budget_not_the_context():
     a = simulator.decode_step(H200, MODEL, 8, 8_192, kv_method="h2o:budget=2048")
-    b = simulator.decode_step(H200, MODEL, 8, 65_536, kv_method="h2o:budget=2048")
-    full = simulator.decode_step(H200, MODEL, 8, 65_536)
+    b = simulator.decode_step(H200, MODEL, 8, 30_000, kv_method="h2o:budget=2048")
+    full = simulator.decode_step(H200, MODEL, 8, 30_000)
     assert a.time_s == pytest.approx(b.time_s, rel=1e-6) and b.time_s < full.time_s
 
 
