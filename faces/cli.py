@@ -21,6 +21,7 @@ import hwspecs
 import simulator
 import workloads
 from faces import display, power_report
+from faces.serving_commands import register as register_serving_commands
 from faces.validate_commands import register as register_validate_commands
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -370,6 +371,8 @@ def power(
 
 # validate / calibrate / compare: their work lives in validate/ and imports torch only when a command runs.
 register_validate_commands(app, friendly, UserError)
+# serve / oversubscribe / calibrate-engine: simulator.serving
+register_serving_commands(app, friendly, UserError)
 
 
 def main() -> None:
