@@ -84,9 +84,9 @@ def instance(hardware, model, calibration="auto", *, tensor_parallel=1, engine="
     setups = [setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel, state=state,
                     power_cap_w=power_cap_w, sm_clock_hz=c) for c in clocks_hz]
     s = setups[0]
-    memory.check_weights_fit(s)
-    free = (profile.memory_utilization_frac * hw.memory_bytes - memory.weight_bytes_per_gpu(s)
-            - memory.RUNTIME_RESERVED_BYTES
+    frac = profile.memory_utilization_frac
+    memory.check_weights_fit(s, frac)
+    free = (memory.usable_bytes(s, frac) - memory.weight_bytes_per_gpu(s)
             - float(memory.activation_bytes(s, cfg.max_num_batched_tokens, cfg.max_num_seqs)))
     block = float(memory.kv_bytes_per_sequence(s, cfg.block_tokens, cfg.block_tokens))
     cap = int(max(free, 0.0) // block)
