@@ -53,6 +53,9 @@ def _calibration_arg(value: str):
     return None if value.lower() in ("none", "datasheet") else value
 
 
+MAX_LIST_VALUES = 10_000_000  # values one --batch/--context … option may expand to
+
+
 def _ints(name: str, text: str) -> list[int]:
     vals = []
     for part in text.split(","):
@@ -60,7 +63,10 @@ def _ints(name: str, text: str) -> list[int]:
         try:
             if ":" in part:  # start:stop:step, inclusive of stop
                 a, b, *c = (int(x) for x in part.split(":"))
-                vals.extend(range(a, b + 1, c[0] if c else 1))
+                r = range(a, b + 1, c[0] if c else 1)
+                if len(vals) + len(r) > MAX_LIST_VALUES:
+                    raise UserError(f"{name}: {len(r):,} values; at most {MAX_LIST_VALUES:,} per option")
+                vals.extend(r)
             else:
                 vals.append(int(part))
         except ValueError:
@@ -95,6 +101,21 @@ def _write_csv(path: Path, text: str) -> None:
     if not path.parent.is_dir():
         raise UserError(f"--csv: folder {path.parent} does not exist")
     hwspecs.write_atomic(path, lambda fh: fh.write(text))
+
+
+def _stream_csv(path: Path, chunks) -> int:
+    """Write DataFrame chunks as one CSV (atomically: the file appears whole or not at all); rows written."""
+    path = path.resolve()
+    if not path.parent.is_dir():
+        raise UserError(f"--csv: folder {path.parent} does not exist")
+    rows = [0]
+
+    def write(fh):
+        for i, chunk in enumerate(chunks):
+            chunk.to_csv(fh, header=i == 0, index=False)
+            rows[0] += len(chunk)
+    hwspecs.write_atomic(path, write)
+    return rows[0]
 
 
 @app.command()
@@ -213,14 +234,18 @@ def sweep(
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Cartesian sweep over scenario fields; one row per point."""
-    df = simulator.sweep(hardware, model, calibration=_calibration_arg(calibration),
-                         batch=_ints("batch", batch), prompt_tokens=_ints("prompt_tokens", prompt_tokens),
-                         output_tokens=_ints("output_tokens", output_tokens),
-                         weight_dtype=weight_dtype.split(","), kv_dtype=kv_dtype.split(","),
-                         activation_dtype=activation_dtype.split(","),
-                         tensor_parallel=_ints("tensor_parallel", tensor_parallel), cuda_graph=cuda_graph,
-                         state=state.split(","),
-                         power_cap_w=[float(c) for c in _ints("power_cap", power_cap)] if power_cap else None)
+    args = dict(batch=_ints("batch", batch), prompt_tokens=_ints("prompt_tokens", prompt_tokens),
+                output_tokens=_ints("output_tokens", output_tokens),
+                weight_dtype=weight_dtype.split(","), kv_dtype=kv_dtype.split(","),
+                activation_dtype=activation_dtype.split(","),
+                tensor_parallel=_ints("tensor_parallel", tensor_parallel), cuda_graph=cuda_graph,
+                state=state.split(","),
+                power_cap_w=[float(c) for c in _ints("power_cap", power_cap)] if power_cap else None)
+    if csv is not None and not as_json:  # streamed chunk by chunk: any size fits in memory
+        n = _stream_csv(csv, simulator.sweep_chunks(hardware, model, _calibration_arg(calibration), **args))
+        err.print(f"wrote {n} rows to {csv}")
+        return
+    df = simulator.sweep(hardware, model, calibration=_calibration_arg(calibration), **args)
     if csv is not None:
         _write_csv(csv, df.to_csv(index=False))
         err.print(f"wrote {len(df)} rows to {csv}")

@@ -40,7 +40,10 @@ _SpecYamlLoader.add_implicit_resolver(
 
 
 def _parse_yaml(text: str):
-    return yaml.load(text, Loader=_SpecYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    try:
+        return yaml.load(text, Loader=_SpecYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:  # a 100k-deep nesting: PyYAML's composer recurses per level
+        raise yaml.YAMLError("nested too deeply (a spec is a flat mapping)") from None
 
 
 def _format_validation(err: ValidationError, where: str) -> str:
@@ -101,10 +104,23 @@ def load(id_or_path: str | os.PathLike) -> AnySpec:
     return _builtin(text)
 
 
+def _check_links(hw: Hardware) -> Hardware:
+    """``host_link`` / ``scaleup_link`` must name Link specs (a GPU id there crashed the model later)."""
+    for name in ("host_link", "scaleup_link"):
+        link_id = getattr(hw, name)
+        if link_id is None:
+            continue
+        spec = load(link_id)
+        if not isinstance(spec, Link):
+            raise SpecError(f"{hw.id}: field '{name}' must name a link spec ({', '.join(available('link'))}), "
+                            f"got {link_id!r}, a {spec.kind}")
+    return hw
+
+
 def resolve_hardware(hardware: str | Hardware) -> Hardware:
     """Accept a Hardware or a GPU id/path; a System resolves to its accelerator."""
     if isinstance(hardware, Hardware):
-        return hardware
+        return _check_links(hardware)
     if isinstance(hardware, System):
         return resolve_hardware(hardware.accelerator)
     if not isinstance(hardware, (str, os.PathLike)):
@@ -115,7 +131,7 @@ def resolve_hardware(hardware: str | Hardware) -> Hardware:
     if not isinstance(spec, Hardware):
         raise SpecError(f"hardware {str(hardware)!r} is a {spec.kind}, not a gpu; gpu ids: "
                         f"{', '.join(available('gpu'))}")
-    return spec
+    return _check_links(spec)
 
 
 def calibration_path(hardware_id: str) -> Path:

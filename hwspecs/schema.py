@@ -22,10 +22,35 @@ DTYPE_BYTES: dict[str, float] = {
 }
 
 
+# Physical ranges (wide: any accelerator, link or drive that exists or is on a roadmap sits well inside them;
+# a value outside is a unit slip such as GB for bytes, or a typo). They also keep every product the model
+# forms finite: memory_bytes 1e30 made max_concurrency wrap to -2^63, a bandwidth of 1e-300 gave inf.
+CAPACITY_BYTES = dict(ge=2**20, le=2**60)          # 1 MiB .. 1 EiB
+RATE_BYTES_PER_S = dict(ge=1e6, le=1e16)           # 1 MB/s .. 10 PB/s
+PEAK_FLOPS_PER_S = (1e9, 1e19)                     # 1 GFLOP/s .. 10 EFLOP/s
+CLOCK_HZ = dict(ge=1e7, le=1e11)                   # 10 MHz .. 100 GHz
+POWER_W = dict(gt=0, le=1e5)
+LATENCY_S = dict(ge=0, le=10.0)
+
+
 class Spec(BaseModel):
-    """Base for every spec: frozen, strict keys, every set number sourced."""
+    """Base for every spec: frozen, strict keys, every set number sourced, no booleans for numbers."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, data):
+        """YAML ``true`` is not a number: pydantic would read a bandwidth of ``true`` as 1 B/s."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if field is None or field.annotation is bool:
+                    continue
+                values = value.values() if isinstance(value, dict) else [value]
+                if any(isinstance(v, bool) for v in values):
+                    raise ValueError(f"field '{name}' must be a number, not a boolean (got {value!r})")
+        return data
     # Counts and conventions that are configuration, not measurements: no source needed.
     unsourced_fields: ClassVar[frozenset[str]] = frozenset({"n_accelerators", "bus_bytes"})
 
@@ -55,8 +80,8 @@ class Link(Spec):
     """A point-to-point link (PCIe generation × lanes, NVLink, Infinity Fabric). Bandwidth per direction."""
 
     kind: Literal["link"] = "link"
-    bandwidth_bytes_per_s: float = Field(gt=0, description="theoretical, per direction")
-    latency_s: float = Field(ge=0)
+    bandwidth_bytes_per_s: float = Field(description="theoretical, per direction", **RATE_BYTES_PER_S)
+    latency_s: float = Field(**LATENCY_S)
     full_duplex: bool = True
 
 
@@ -64,10 +89,10 @@ class HostMemory(Spec):
     """Host DRAM: channels × transfer rate × 8 bytes per transfer (64-bit channel)."""
 
     kind: Literal["host_memory"] = "host_memory"
-    n_channels: int = Field(gt=0)
-    transfers_per_s: float = Field(gt=0, description="MT/s × 1e6, e.g. DDR5-4800 → 4.8e9")
-    capacity_bytes: int = Field(gt=0)
-    bus_bytes: int = Field(default=8, gt=0, description="bytes per transfer per channel (64-bit)")
+    n_channels: int = Field(gt=0, le=4096)
+    transfers_per_s: float = Field(description="MT/s × 1e6, e.g. DDR5-4800 → 4.8e9", **CLOCK_HZ)
+    capacity_bytes: int = Field(**CAPACITY_BYTES)
+    bus_bytes: int = Field(default=8, gt=0, le=1024, description="bytes per transfer per channel (64-bit)")
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
@@ -82,17 +107,18 @@ class Storage(Spec):
     """
 
     kind: Literal["ssd", "csd"]
-    capacity_bytes: int = Field(gt=0)
+    capacity_bytes: int = Field(**CAPACITY_BYTES)
     host_link: str = Field(description="id of a Link spec, e.g. pcie-gen4-x4")
-    seq_read_bytes_per_s: float = Field(gt=0)
-    seq_write_bytes_per_s: float = Field(gt=0)
-    read_latency_s: float = Field(gt=0)
-    page_bytes: int | None = Field(default=None, gt=0)
-    n_flash_channels: int | None = Field(default=None, gt=0)
-    flash_channel_bytes_per_s: float | None = Field(default=None, gt=0)
-    compute_flops_per_s: float | None = Field(default=None, gt=0, description="in-storage, fp16")
-    dram_bytes: int | None = Field(default=None, gt=0)
-    power_w: float | None = Field(default=None, gt=0)
+    seq_read_bytes_per_s: float = Field(**RATE_BYTES_PER_S)
+    seq_write_bytes_per_s: float = Field(**RATE_BYTES_PER_S)
+    read_latency_s: float = Field(gt=0, le=10.0)
+    page_bytes: int | None = Field(default=None, gt=0, le=2**30)
+    n_flash_channels: int | None = Field(default=None, gt=0, le=4096)
+    flash_channel_bytes_per_s: float | None = Field(default=None, **RATE_BYTES_PER_S)
+    compute_flops_per_s: float | None = Field(default=None, ge=PEAK_FLOPS_PER_S[0], le=PEAK_FLOPS_PER_S[1],
+                                              description="in-storage, fp16")
+    dram_bytes: int | None = Field(default=None, **CAPACITY_BYTES)
+    power_w: float | None = Field(default=None, **POWER_W)
 
     @model_validator(mode="after")
     def _csd_fields(self):
@@ -118,24 +144,26 @@ class Hardware(Spec):
     vendor: Literal["nvidia", "amd", "apple", "intel"]
     architecture: str = Field(description="family used for calibration transfer, e.g. hopper, ampere, ada, cdna3")
     peak_flops_per_s: dict[Dtype, float]
-    memory_bytes: int = Field(gt=0)
+    memory_bytes: int = Field(**CAPACITY_BYTES)
     memory_type: str
-    memory_bandwidth_bytes_per_s: float = Field(gt=0)
-    l2_bytes: int = Field(gt=0)
-    n_sms: int = Field(gt=0, description="SMs (NVIDIA) or CUs (AMD)")
-    boost_clock_hz: float = Field(gt=0)
-    tdp_w: float = Field(gt=0)
-    idle_power_w: float = Field(gt=0)
+    memory_bandwidth_bytes_per_s: float = Field(**RATE_BYTES_PER_S)
+    l2_bytes: int = Field(gt=0, le=2**40)
+    n_sms: int = Field(gt=0, le=100_000, description="SMs (NVIDIA) or CUs (AMD)")
+    boost_clock_hz: float = Field(**CLOCK_HZ)
+    tdp_w: float = Field(**POWER_W)
+    idle_power_w: float = Field(**POWER_W)
     host_link: str = Field(description="id of a Link spec, e.g. pcie-gen5-x16")
     scaleup_link: str | None = Field(default=None, description="id of a Link spec (NVLink); None if absent")
-    scaleup_bandwidth_bytes_per_s: float | None = Field(default=None, gt=0, description="per GPU, per direction")
+    scaleup_bandwidth_bytes_per_s: float | None = Field(default=None, description="per GPU, per direction",
+                                                        **RATE_BYTES_PER_S)
 
     @field_validator("peak_flops_per_s")
     @classmethod
     def _peaks_positive(cls, v: dict[str, float]) -> dict[str, float]:
         for dtype, rate in v.items():
-            if not (rate > 0 and math.isfinite(rate)):
-                raise ValueError(f"peak_flops_per_s.{dtype} must be a positive finite number, got {rate}")
+            lo, hi = PEAK_FLOPS_PER_S
+            if not (lo <= rate <= hi):
+                raise ValueError(f"peak_flops_per_s.{dtype} must be from {lo:g} to {hi:g} FLOP/s, got {rate}")
         if "fp32" not in v:
             raise ValueError("peak_flops_per_s must include fp32")
         return v
@@ -153,7 +181,7 @@ class System(Spec):
 
     kind: Literal["system"] = "system"
     accelerator: str
-    n_accelerators: int = Field(gt=0)
+    n_accelerators: int = Field(gt=0, le=1_000_000)
     scaleup_link: str | None = None
     host_memory: str
     storage: list[str] = Field(default_factory=list)

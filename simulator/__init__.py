@@ -11,8 +11,8 @@ from simulator.kinds import KINDS
 from simulator.long_context import ContextSwitch, context_switch, long_context_bounds
 from simulator.results import KernelPrediction, Prediction, StepPrediction
 from simulator.roofline import OpTime, op_time
-from simulator.sweep import sweep
+from simulator.sweep import SweepTooLargeError, sweep, sweep_chunks
 
 __all__ = ["KINDS", "ContextSwitch", "DoesNotFitError", "KernelPrediction", "OpTime", "Prediction", "StepPrediction",
            "context_switch", "decode_step", "kernel_op", "long_context_bounds", "op_time", "predict",
-           "predict_kernel", "prefill", "sweep"]
+           "predict_kernel", "prefill", "sweep", "sweep_chunks", "SweepTooLargeError"]

@@ -16,7 +16,8 @@ from simulator.memory import DoesNotFitError
 from simulator.results import KernelPrediction, Prediction, StepPrediction
 from workloads import kv_methods
 from workloads.loader import resolve_model
-from workloads.scenario import DEFAULT_SCENARIO, Scenario, check_activation_dtype, check_count, check_dtype
+from workloads.scenario import (DEFAULT_SCENARIO, Scenario, check_activation_dtype, check_count, check_dtype, check_flag,
+                                check_positive)
 
 
 def resolve(hardware, model, calibration, impl="vendor"):
@@ -35,11 +36,13 @@ def setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
     fit.check_storage_dtype("kv_dtype", kv_dtype)
     check_activation_dtype(activation_dtype)
     tp = check_count("tensor_parallel", tensor_parallel)
-    if m is not None:
-        fit.check_tensor_parallel(m, tp)
+    if m is None:
+        raise ValueError("model must be a model id, a model YAML path or a workloads.ModelSpec, got None")
+    power_cap_w = None if power_cap_w is None else check_positive("power_cap_w", power_cap_w)
+    sm_clock_hz = None if sm_clock_hz is None else check_positive("sm_clock_hz", sm_clock_hz)
+    fit.check_tensor_parallel(m, tp)
     method = kv_methods.parse(kv_method)
-    if m is not None:
-        method.check_model(m.head_dim, m.n_kv_heads)
+    method.check_model(m.head_dim, m.n_kv_heads)
     return engine.make_setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tp, state, power_cap_w, sm_clock_hz,
                              None if method.family == "none" else method)
 
@@ -73,7 +76,7 @@ def decode_step(hardware, model, batch, context_tokens, calibration="auto", cuda
                           state=state, power_cap_w=power_cap_w, sm_clock_hz=sm_clock_hz, kv_method=kv_method)
     if s.kv_method is not None:
         s.kv_method.check_context(context_tokens)
-    return StepPrediction.of(engine.decode_step(s, batch, context_tokens, bool(cuda_graph)), s.pm)
+    return StepPrediction.of(engine.decode_step(s, batch, context_tokens, check_flag("cuda_graph", cuda_graph)), s.pm)
 
 
 def predict(hardware, model, scenario: Scenario | None = None, calibration="auto") -> Prediction:
@@ -83,6 +86,7 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
     sc = DEFAULT_SCENARIO if scenario is None else scenario
     if not isinstance(sc, Scenario):
         raise ValueError(f"scenario must be a workloads.Scenario, got {type(sc).__name__}")
+    sc = sc.checked()
     s, label = _resolve_setup(hardware, model, calibration, sc.weight_dtype, sc.activation_dtype, sc.kv_dtype,
                               sc.tensor_parallel, state=sc.state, power_cap_w=sc.power_cap_w,
                               sm_clock_hz=sc.sm_clock_hz, kv_method=sc.kv_method)

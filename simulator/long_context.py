@@ -12,7 +12,7 @@ from simulator import engine, fit, kv_compression, memory
 from simulator.api import resolve, setup
 from simulator.kinds.base import xp_for
 from simulator.kinds.host_transfer import D2H, H2D, transfer_s
-from workloads.scenario import check_count
+from workloads.scenario import check_count, check_flag
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dt
     ``kv_method``: the request's KV is swapped compressed, metadata and residual window included.
     """
     context_tokens = check_count("context_tokens", context_tokens)
+    pinned = check_flag("pinned", pinned)
     hw, m, prm, _ = resolve(hardware, model, calibration)
     s = setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel, kv_method=kv_method)
     kv = float(memory.kv_bytes_per_sequence(s, context_tokens, 1))
@@ -78,13 +79,17 @@ def long_context_bounds(hardware, model, context_tokens, calibration="auto", *, 
     decode step time at full concurrency (HBM-bound), concurrency (HBM capacity), and context-switch
     time over the host link. One row per context length."""
     lengths = [context_tokens] if np.isscalar(context_tokens) else list(context_tokens)
+    if not lengths:
+        raise ValueError("context_tokens is empty: give at least one context length")
+    lengths = [check_count("context_tokens", c) for c in lengths]
+    if concurrent_users is not None:
+        concurrent_users = check_count("concurrent_users", concurrent_users)
     hw, m, prm, _ = resolve(hardware, model, calibration)
     s = setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel, kv_method=kv_method)
     fit.check_gpu_count(hardware, s.tp)
     memory.check_weights_fit(s)
     rows = []
     for c in lengths:
-        c = check_count("context_tokens", c)
         fit.check_context(m, c)
         conc = int(memory.max_concurrency(s, c, 1, 1))
         users = concurrent_users or conc  # none fit: no decode step to time (decode_step_s NaN)

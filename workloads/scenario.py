@@ -5,30 +5,58 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from hwspecs.schema import DTYPES, Dtype
 from workloads import kv_methods
 
-# Checks of one value by name: the one place a count, a dtype or a flag is validated (Scenario's fields,
-# the API's keyword arguments, sweep axes and kernel shapes all call these).
+# Checks of one value by name: the one place a count, a dtype, a flag or a positive quantity is validated
+# (Scenario's fields, the API's keyword arguments, sweep axes and kernel shapes all call these).
+
+# Upper bounds of counts, by name: far beyond any real deployment, low enough that every product the model
+# forms stays a finite float (10¹⁹ as int64 wraps; a batch of 1e300 gives inf). Other counts: 2⁵³, the
+# largest integer a float64 holds exactly.
+COUNT_LIMITS = {"batch": 1_000_000, "prompt_tokens": 100_000_000, "output_tokens": 100_000_000,
+                "context_tokens": 100_000_000, "tensor_parallel": 1024, "kv_block_tokens": 1_000_000,
+                "concurrent_users": 1_000_000, "n_ranks": 1_000_000,
+                "prefill_chunk_tokens": 100_000_000}
+MAX_COUNT = 2 ** 53
+# Positive quantities (W, Hz …): finite, > 0 and below these.
+QUANTITY_LIMITS = {"power_cap_w": 1e5, "sm_clock_hz": 1e11, "memory_utilization_frac": 1.0}
 
 
-def check_count(name: str, value, minimum: int = 1) -> int:
-    """A whole number ≥ ``minimum``; NaN, inf, bools, fractions and strings are rejected by name."""
+def check_count(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
+    """A whole number in [``minimum``, ``maximum``] (default ``COUNT_LIMITS[name]``, else 2⁵³); NaN, inf,
+    bools, fractions and strings are rejected by name."""
+    maximum = COUNT_LIMITS.get(name, MAX_COUNT) if maximum is None else maximum
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) or type(value).__module__ == "numpy"
     if ok:
         try:
-            ok = math.isfinite(value) and value == int(value) and value >= minimum
-        except (TypeError, ValueError):
+            ok = math.isfinite(value) and value == int(value) and minimum <= value <= maximum
+        except (TypeError, ValueError, OverflowError):
             ok = False
     if not ok:
-        raise ValueError(f"{name} must be a whole number ≥ {minimum}, got {value!r}")
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ValueError(f"{name} must be a whole number from {minimum} to {maximum:,}, got {shown}")
     return int(value)
 
 
+def check_positive(name: str, value, maximum: float | None = None) -> float:
+    """A finite number > 0 and ≤ ``maximum`` (default ``QUANTITY_LIMITS[name]``); bools and strings rejected."""
+    maximum = QUANTITY_LIMITS.get(name, 1e30) if maximum is None else maximum
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) or type(value).__module__ == "numpy"
+    if ok:
+        try:
+            ok = math.isfinite(value) and 0 < value <= maximum
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a finite number > 0 and ≤ {maximum:g}, got {value!r}")
+    return float(value)
+
+
 def check_dtype(name: str, value, allowed=DTYPES) -> str:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
 
@@ -43,6 +71,9 @@ def check_activation_dtype(value) -> str:
     if value in ("int4", "int8"):
         raise ValueError(f"activation_dtype must be a float type (fp32, tf32, bf16, fp16, fp8), got {value!r}")
     return check_dtype("activation_dtype", value)
+
+
+_COUNTS = ("batch", "prompt_tokens", "output_tokens", "tensor_parallel", "kv_block_tokens", "prefill_chunk_tokens")
 
 
 class Scenario(BaseModel):
@@ -68,27 +99,47 @@ class Scenario(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    batch: int = Field(default=16, gt=0, le=1_000_000)
-    prompt_tokens: int = Field(default=2048, gt=0, le=100_000_000)
-    output_tokens: int = Field(default=256, gt=0, le=100_000_000)
+    # Ranges: COUNT_LIMITS / QUANTITY_LIMITS, applied by the check_* functions above (the one place).
+    batch: int = 16
+    prompt_tokens: int = 2048
+    output_tokens: int = 256
     weight_dtype: Dtype = "bf16"
     activation_dtype: Dtype = "bf16"
     kv_dtype: Dtype = "bf16"
     cuda_graph: bool = True
-    tensor_parallel: int = Field(default=1, gt=0, le=1024)
-    kv_block_tokens: int = Field(default=16, gt=0)
+    tensor_parallel: int = 1
+    kv_block_tokens: int = 16
     state: Literal["sustained", "burst"] = "sustained"
-    power_cap_w: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    sm_clock_hz: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    memory_utilization_frac: float = Field(default=0.9, gt=0, le=1, allow_inf_nan=False)
-    prefill_chunk_tokens: int | None = Field(default=None, gt=0)
+    power_cap_w: float | None = None
+    sm_clock_hz: float | None = None
+    memory_utilization_frac: float = 0.9
+    prefill_chunk_tokens: int | None = None
     kv_method: str | None = None
+
+    @field_validator(*_COUNTS, mode="before")
+    @classmethod
+    def _count(cls, v, info):
+        return None if v is None and info.field_name == "prefill_chunk_tokens" else check_count(info.field_name, v)
+
+    @field_validator("cuda_graph", mode="before")
+    @classmethod
+    def _flag(cls, v, info):
+        return check_flag(info.field_name, v)
+
+    @field_validator("power_cap_w", "sm_clock_hz", "memory_utilization_frac", mode="before")
+    @classmethod
+    def _quantity(cls, v, info):
+        return None if v is None and info.field_name != "memory_utilization_frac" else check_positive(info.field_name, v)
 
     @model_validator(mode="after")
     def _activation_dtype(self):
         check_activation_dtype(self.activation_dtype)
         kv_methods.parse(self.kv_method).check_context(self.context_tokens)
         return self
+
+    def checked(self) -> "Scenario":
+        """This scenario re-validated: ``model_copy(update=…)`` skips validation (batch 0 or 2.5 got through)."""
+        return Scenario.model_validate({k: getattr(self, k) for k in Scenario.model_fields})
 
     @property
     def context_tokens(self) -> int:
