@@ -38,7 +38,7 @@ def headline_metrics(p: simulator.Prediction, scenario: workloads.Scenario) -> l
 
 
 def caption(p: simulator.Prediction) -> str:
-    return (f"Calibration: {p.calibration} · peak memory per GPU {display.size(p.peak_memory_bytes)} · "
+    return (f"Calibration: {p.trust.label()} · peak memory per GPU {display.size(p.peak_memory_bytes)} · "
             f"HBM traffic {display.size(p.hbm_bytes)}")
 
 

@@ -155,6 +155,7 @@ def predict(
         ("scenario", f"batch {sc.batch} × ({sc.prompt_tokens} prompt + {sc.output_tokens} output) tokens; "
                      f"weights {sc.weight_dtype}, act {sc.activation_dtype}, KV {sc.kv_dtype}; "
                      f"{'CUDA graph' if sc.cuda_graph else 'eager'}; TP {sc.tensor_parallel}"),
+        ("calibration", p.trust.label()),
         ("TTFT (prefill)", f"{display.seconds(p.ttft_s)}  ({p.prefill_bound}-bound)"),
         ("TPOT (per decode step)", f"{display.seconds(p.tpot_s)}  ({p.decode_bound}-bound)"),
         ("end-to-end", display.seconds(p.e2e_s)),

@@ -10,7 +10,7 @@ committed profile for the device (else a same-architecture transfer prior, else 
 from __future__ import annotations
 
 import hwspecs
-from simulator import decode, engine, fit, memory
+from simulator import decode, engine, fit, memory, trust
 from simulator.engine import Setup
 from simulator.memory import DoesNotFitError
 from simulator.results import KernelPrediction, Prediction, StepPrediction
@@ -110,10 +110,11 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
     def mid():  # the step at the mid-decode context: for the decode bound and the per-op table, on demand
         return decode.decode_step_at(s, co, sc.prompt_tokens + max(sc.output_tokens // 2, 1), sc.cuda_graph)
 
-    return _prediction(s, sc, label, mem, conc, pf, dec, mid)
+    return _prediction(s, sc, label, mem, conc, pf, dec, mid,
+                       trust.resolve_trust(s.hw, calibration, sc.cuda_graph))
 
 
-def _prediction(s: Setup, sc: Scenario, label, mem, conc, pf, dec, mid) -> Prediction:
+def _prediction(s: Setup, sc: Scenario, label, mem, conc, pf, dec, mid, tr=None) -> Prediction:
     steps, dec_s = float(dec.steps), float(dec.time_s)
     first = None if steps > 0 else mid()  # one output token: no decode step; TPOT is the first step's time
     tpot = dec_s / steps if steps > 0 else float(first.time_s)
@@ -130,7 +131,7 @@ def _prediction(s: Setup, sc: Scenario, label, mem, conc, pf, dec, mid) -> Predi
         decode_power_w=float(dec.energy_j) / dec_s if dec_s > 0 else float(first.power_w),
         prefill_clock_hz=float(pf.clock_hz), decode_clock_hz=float(dec.clock_frac) * s.pm.boost_clock_hz,
         energy_j=energy, energy_per_request_j=energy / sc.batch, energy_per_output_token_j=energy / out_tokens,
-        _prefill_clock_frac=pf.clock_frac, _pm=s.pm)
+        _prefill_clock_frac=pf.clock_frac, _pm=s.pm, trust=tr)
 
 
 __all__ = ["DoesNotFitError", "KernelPrediction", "Prediction", "StepPrediction", "decode_step", "predict",

@@ -76,6 +76,8 @@ class Prediction:
     state (sustained / burst); prefill/decode_power_w: mean board power of each phase; *_clock_hz: the
     settled SM clock (decode: time-weighted over the steps); energy_j: prefill + all decode steps of the
     batch; energy_per_request_j, energy_per_output_token_j (J/token) and output_tokens_per_j follow.
+    trust: where the effect parameters came from (fitted / transferred from which devices / datasheet-only)
+    and the held-out error measured for predictions made that way (``simulator.trust``).
     """
 
     hardware_id: str
@@ -104,6 +106,7 @@ class Prediction:
     energy_per_output_token_j: float = 0.0
     _prefill_clock_frac: float = field(repr=False, default=1.0)
     _pm: Any = field(repr=False, default=None)
+    trust: Any = None  # simulator.trust.Trust: calibration source and its measured error band
 
     @cached_property
     def _mid(self):
@@ -137,7 +140,15 @@ class Prediction:
                 "prefill_clock_hz": self.prefill_clock_hz, "decode_clock_hz": self.decode_clock_hz,
                 "energy_j": self.energy_j, "energy_per_request_j": self.energy_per_request_j,
                 "energy_per_output_token_j": self.energy_per_output_token_j,
-                "output_tokens_per_j": self.output_tokens_per_j, **self.memory}
+                "output_tokens_per_j": self.output_tokens_per_j, **self.memory, **self.trust_summary()}
+
+    def trust_summary(self) -> dict:
+        t = self.trust
+        if t is None:
+            return {}
+        return {"calibration_source": t.source, "calibration_from": ",".join(t.from_ids),
+                "ttft_error_frac": t.ttft_error_frac, "tpot_error_frac": t.tpot_error_frac,
+                "error_basis": t.basis}
 
 
 @dataclass(frozen=True)
