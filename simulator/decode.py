@@ -15,7 +15,7 @@ import numpy as np
 
 from simulator.engine import PhaseResult, Setup, _timed_pass, gpu_at, launch_bound_s, settled, work
 from simulator.kv_compression import DECODE_ATTENTION_KINDS, active as kv_method_of, decode_attention_op
-from simulator.kinds.attention_prefill import attention_op
+from simulator.kinds.attention_prefill import at_context
 from simulator.power import settle, throttle
 from simulator.roofline import at_clock, clock_scale, knee, op_time
 
@@ -72,8 +72,7 @@ def attention_at(s: Setup, op0, batch, context):
     if kv_method_of(s) is not None:
         return decode_attention_op(s, op0.name, batch, context, sh["n_q_heads"], sh["n_kv_heads"], sh["head_dim"],
                                    op0.n_repeats)
-    return attention_op(op0.name, batch, 1, context, sh["n_q_heads"], sh["n_kv_heads"], sh["head_dim"],
-                        act_dtype=s.act_dtype, kv_dtype=s.kv_dtype, n_repeats=op0.n_repeats)
+    return at_context(op0, batch, context, s.kv_dtype)
 
 
 def decode_step_at(s: Setup, co: DecodeCoeffs, context_tokens, cuda_graph=True) -> PhaseResult:
@@ -173,6 +172,12 @@ def _settle_nodes(s: Setup, co: DecodeCoeffs, attn_nodes, work, ctx, cuda_graph)
     return phi, step, energy
 
 
+def capped_context_sum(prompt_tokens, steps, window):
+    """Σ_{j=1}^{n} min(P + j, W) for n = ``steps``: the keys a sliding-window layer reads over the decode."""
+    inside = np.clip(window - prompt_tokens, 0.0, steps)  # steps whose context is still within the window
+    return inside * prompt_tokens + inside * (inside + 1.0) / 2.0 + (steps - inside) * window
+
+
 def decode_total(s: Setup, co: DecodeCoeffs, prompt_tokens, output_tokens, cuda_graph=True) -> DecodeTotal:
     """Σ over the T−1 decode steps after prefill, at contexts P+1 … P+T−1 (see the module docstring).
     FLOPs and bytes are summed exactly: Σ_j (P + j) = (T−1)·P + (T−1)·T/2. Arguments broadcast (batch in
@@ -191,10 +196,15 @@ def decode_total(s: Setup, co: DecodeCoeffs, prompt_tokens, output_tokens, cuda_
     for op0, d_flops, d_hbm in co.attention:
         op = attention_at(s, op0, node(op0.shape["batch"]), ctx)
         attn_nodes.append((op, op_time(op, s.hw, s.prm, with_bound=False)))
-        t0, t1 = t0 + op0.n_repeats * node(op0.flops), t1 + op0.n_repeats * node(d_flops)
-        d0, d1 = d0 + op0.n_repeats * node(op0.hbm_bytes), d1 + op0.n_repeats * node(d_hbm)
-        flops = flops + op0.n_repeats * (steps * op0.flops + d_flops * sum_ctx)
-        hbm = hbm + op0.n_repeats * (steps * op0.hbm_bytes + d_hbm * sum_ctx)
+        window = op0.shape.get("window")
+        if window is None:
+            t0, t1 = t0 + op0.n_repeats * node(op0.flops), t1 + op0.n_repeats * node(d_flops)
+            d0, d1 = d0 + op0.n_repeats * node(op0.hbm_bytes), d1 + op0.n_repeats * node(d_hbm)
+        else:  # a sliding window stops the growth at W: its work at each node, no slope
+            t0, d0 = t0 + op0.n_repeats * op.flops, d0 + op0.n_repeats * op.hbm_bytes
+        ctx_sum = sum_ctx if window is None else capped_context_sum(P, steps, window)
+        flops = flops + op0.n_repeats * (steps * op0.flops + d_flops * ctx_sum)
+        hbm = hbm + op0.n_repeats * (steps * op0.hbm_bytes + d_hbm * ctx_sum)
     phi, step, energy = _settle_nodes(s, co, attn_nodes, ((t0, t1), (d0, d1)), ctx, cuda_graph)
     total = half * (step @ _GL_W)
     clock = phi if np.ndim(phi) == 0 else half * ((phi * step) @ _GL_W) / np.where(total > 0, total, 1.0)

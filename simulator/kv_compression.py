@@ -76,7 +76,7 @@ def apply(s, ops):
             sh = op.shape
             op = decode_attention_op(s, op.name, sh["batch"], sh["kv_tokens"], sh["n_q_heads"], sh["n_kv_heads"],
                                      sh["head_dim"], op.n_repeats)
-        elif op.name == "kv_write":
+        elif op.name.endswith("kv_write"):  # "<group>.kv_write" in layer-group models
             op = replace(op, kv_write_bytes=op.kv_write_bytes * resident_frac(s, _LONG_RUN_TOKENS))
         out.append(op)
     return out

@@ -35,11 +35,18 @@ def weight_bytes_per_gpu(s: Setup) -> float:
 
 
 def kv_bytes_per_sequence(s: Setup, context_tokens, block_tokens=16):
-    """KV of one sequence on one GPU, in whole paged blocks (the last block is partly empty), compressed by
-    the setup's KV method when it has one (data + scales/zero-points + residual window)."""
-    blocks = np.ceil(np.asarray(context_tokens, dtype=float) / block_tokens)
-    dense = blocks * block_tokens * s.model.kv_bytes_per_token(s.kv_dtype, s.model.kv_heads_per_gpu(s.tp))
-    return dense * resident_frac(s, np.asarray(context_tokens, dtype=float))
+    """KV of one sequence on one GPU, in whole paged blocks (the last block is partly empty); a
+    sliding-window layer holds at most its window's blocks (``ModelSpec.kv_layout``); compressed by the
+    setup's KV method when it has one (data + scales/zero-points + residual window)."""
+    ctx = np.asarray(context_tokens, dtype=float)
+    if all(w is None for _, _, w in s.model.kv_layout()):
+        blocks = np.ceil(ctx / block_tokens)
+        dense = blocks * block_tokens * s.model.kv_bytes_per_token(s.kv_dtype, tensor_parallel=s.tp)
+    else:
+        dense = DTYPE_BYTES[s.kv_dtype] * sum(
+            n * e * np.ceil((ctx if w is None else np.minimum(ctx, w)) / block_tokens) * block_tokens
+            for n, e, w in s.model.kv_layout(s.tp))
+    return dense * resident_frac(s, ctx)
 
 
 def activation_bytes(s: Setup, n_tokens, n_sequences):

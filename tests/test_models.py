@@ -8,7 +8,8 @@ import torch
 import workloads
 from tests.torch_reference import Decoder, count_params
 
-PRESETS = workloads.available_models()
+# uniform one-layer presets (layer-group presets: tests/test_models_families.py)
+PRESETS = [i for i in workloads.available_models() if not workloads.load_model(i).layer_groups]
 
 
 @pytest.mark.parametrize("model_id", PRESETS)

@@ -2,7 +2,11 @@
 
 Covers dense decoder-only models (Llama/Mistral/Yi/Qwen2 style: RMSNorm, RoPE, gated SiLU MLP, GQA),
 OPT style (LayerNorm with bias, learned positions, biased linears, ReLU MLP, tied embeddings) and
-MoE (Mixtral: n_experts gated MLPs per layer, top_k routed per token).
+MoE (Mixtral: n_experts gated MLPs per layer, top_k routed per token) with the flat fields below: one
+uniform layer repeated ``n_layers`` times. Today's families (MLA, sliding windows, shared experts, dense
+then MoE layers) list ``layer_groups`` instead (``workloads.blocks``); the flat head/FFN fields are then
+filled from the groups (the widest attention and MLP) for the faces that show one number. Every count
+(parameters, KV per token) goes through ``groups``, so both forms share one formula.
 
 Parameter counts here are checked against a torch module built on the ``meta`` device (tests).
 """
@@ -15,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hwspecs.schema import DTYPE_BYTES, Dtype
+from workloads.blocks import AttentionSpec, LayerGroup, MLPSpec
 
 
 class ModelSpec(BaseModel):
@@ -41,10 +46,40 @@ class ModelSpec(BaseModel):
     n_experts: int = Field(default=1, gt=0)
     top_k: int = Field(default=1, gt=0)
     max_context_tokens: int = Field(default=4096, gt=0)
+    sandwich_norm: bool = Field(default=False, description="norms after attention and MLP too (Gemma 2/3)")
+    layer_groups: tuple[LayerGroup, ...] = ()
     source: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_from_groups(cls, data):
+        """With ``layer_groups``, the flat fields default to the layer count and the widest blocks."""
+        if not isinstance(data, dict) or not data.get("layer_groups"):
+            return data
+        try:
+            groups = [g if isinstance(g, LayerGroup) else LayerGroup.model_validate(g) for g in data["layer_groups"]]
+        except Exception:
+            return data  # the field's own validation reports it
+        attn = max((g.attention for g in groups), key=lambda a: a.n_q_heads * a.qk_head_dim)
+        mlp = max((g.mlp for g in groups), key=lambda m: m.n_experts * m.ffn_hidden)
+        flat = {"n_layers": sum(g.n_layers for g in groups), "n_q_heads": attn.n_q_heads,
+                "n_kv_heads": attn.kv_heads if attn.kind == "gqa" else attn.n_q_heads,
+                "head_dim": attn.qk_head_dim, "ffn_hidden": mlp.ffn_hidden, "gated_mlp": mlp.gated,
+                "n_experts": mlp.n_experts, "top_k": mlp.top_k, "qkv_bias": attn.qkv_bias, "out_bias": mlp.bias}
+        return {**flat, **data}
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.layer_groups and sum(g.n_layers for g in self.layer_groups) != self.n_layers:
+            raise ValueError(f"n_layers ({self.n_layers}) must equal the sum of layer_groups' n_layers "
+                             f"({sum(g.n_layers for g in self.layer_groups)})")
+        for g in self.layer_groups:
+            w = g.attention.window_tokens
+            if w is not None and w > self.max_context_tokens:
+                raise ValueError(f"layer group {g.name}: window_tokens ({w}) exceeds max_context_tokens "
+                                 f"({self.max_context_tokens})")
+        if len({g.name for g in self.layer_groups}) != len(self.layer_groups):
+            raise ValueError("layer_groups need distinct names")
         if self.n_q_heads % self.n_kv_heads:
             raise ValueError(f"n_q_heads ({self.n_q_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})")
         if self.top_k > self.n_experts:
@@ -62,34 +97,29 @@ class ModelSpec(BaseModel):
 
     @property
     def is_moe(self) -> bool:
-        return self.n_experts > 1
+        return any(g.mlp.is_moe for g in self.groups)
+
+    @property
+    def groups(self) -> tuple[LayerGroup, ...]:
+        """The layer groups: ``layer_groups``, or one group of the flat fields' uniform layer."""
+        if self.layer_groups:
+            return self.layer_groups
+        attn = AttentionSpec(n_q_heads=self.n_q_heads, n_kv_heads=self.n_kv_heads, head_dim=self.head_dim,
+                             qkv_bias=self.qkv_bias, out_bias=self.out_bias)
+        mlp = MLPSpec(ffn_hidden=self.ffn_hidden, gated=self.gated_mlp, bias=self.out_bias,
+                      n_experts=self.n_experts, top_k=self.top_k)
+        return (LayerGroup(n_layers=self.n_layers, attention=attn, mlp=mlp),)
 
     # ---- parameter accounting (elements) -------------------------------------------------------------
     @property
     def norm_params(self) -> int:
         return self.hidden * (2 if self.norm == "layernorm" else 1)
 
-    @property
-    def attn_params(self) -> int:
-        qkv = self.hidden * (self.q_width + 2 * self.kv_width) + (self.q_width + 2 * self.kv_width) * self.qkv_bias
-        out = self.q_width * self.hidden + self.hidden * self.out_bias
-        return qkv + out
-
-    @property
-    def expert_params(self) -> int:
-        """One MLP (one expert): gate+up (gated) or up, then down."""
-        n_in = 2 if self.gated_mlp else 1
-        up = n_in * self.hidden * self.ffn_hidden + n_in * self.ffn_hidden * self.out_bias
-        down = self.ffn_hidden * self.hidden + self.hidden * self.out_bias
-        return up + down
-
-    @property
-    def router_params(self) -> int:
-        return self.hidden * self.n_experts if self.is_moe else 0
-
-    @property
-    def layer_params(self) -> int:
-        return 2 * self.norm_params + self.attn_params + self.n_experts * self.expert_params + self.router_params
+    def group_params(self, g: LayerGroup) -> int:
+        """One layer of group ``g``: its norms (2, or 4 with sandwich norms), attention and MLP."""
+        n_norms = 4 if self.sandwich_norm else 2
+        return n_norms * self.norm_params + g.attention.params_with_hidden(self.hidden) + g.mlp.params_with_hidden(
+            self.hidden)
 
     @property
     def embedding_params(self) -> int:
@@ -101,27 +131,37 @@ class ModelSpec(BaseModel):
 
     @property
     def total_params(self) -> int:
-        return (self.n_layers * self.layer_params + self.embedding_params + self.norm_params
-                + self.lm_head_params)
+        layers = sum(g.n_layers * self.group_params(g) for g in self.groups)
+        return layers + self.embedding_params + self.norm_params + self.lm_head_params
 
     @property
     def active_params(self) -> int:
-        """Parameters touched per token (MoE: top_k experts of n_experts)."""
-        inactive = (self.n_experts - self.top_k) * self.expert_params * self.n_layers
+        """Parameters touched per token (MoE: top_k of n_experts routed experts; shared experts always)."""
+        inactive = sum(g.n_layers * (g.mlp.n_experts - g.mlp.top_k) * g.mlp.expert_params(self.hidden)
+                       for g in self.groups)
         return self.total_params - inactive
 
     def weight_bytes(self, dtype: Dtype) -> float:
         return self.total_params * DTYPE_BYTES[dtype]
 
     # ---- KV cache -------------------------------------------------------------------------------------
-    def kv_bytes_per_token(self, kv_dtype: Dtype, n_kv_heads: int | None = None) -> float:
-        """K and V for one token over all layers: 2 · n_layers · n_kv_heads · head_dim · bytes.
+    def kv_layout(self, tensor_parallel: int = 1) -> tuple[tuple[int, int, int | None], ...]:
+        """Per layer group: (layers, KV elements per token per layer on one GPU, window or None) — from
+        ``AttentionSpec.kv_elements_per_token``, the one per-token KV rule."""
+        return tuple((g.n_layers, g.attention.kv_elements_per_token(tensor_parallel), g.attention.window_tokens)
+                     for g in self.groups)
+
+    def kv_bytes_per_token(self, kv_dtype: Dtype, n_kv_heads: int | None = None, tensor_parallel: int = 1) -> float:
+        """KV bytes one token adds over all layers (below every sliding window), e.g. uniform GQA
+        2 · n_layers · n_kv_heads · head_dim · bytes; DeepSeek-V3 (MLA) 61 · (512 + 64) · 2 = 70,272 in bf16.
 
         The single KV-size formula: every attention path, the memory model and context switching use it.
-        ``n_kv_heads`` overrides the head count (per-GPU heads under tensor parallelism).
+        ``n_kv_heads`` overrides the head count of a uniform GQA model (per-GPU heads under tensor
+        parallelism; the older form of ``tensor_parallel``).
         """
-        heads = self.n_kv_heads if n_kv_heads is None else n_kv_heads
-        return 2 * self.n_layers * heads * self.head_dim * DTYPE_BYTES[kv_dtype]
+        if n_kv_heads is not None and not self.layer_groups:
+            return 2 * self.n_layers * n_kv_heads * self.head_dim * DTYPE_BYTES[kv_dtype]
+        return sum(n * elems for n, elems, _ in self.kv_layout(tensor_parallel)) * DTYPE_BYTES[kv_dtype]
 
     def kv_heads_per_gpu(self, tensor_parallel: int) -> int:
         """KV heads held by one GPU: split across ranks, replicated when there are fewer heads than ranks."""
