@@ -133,3 +133,18 @@ def test_mla_decode_reads_the_latent_cache_and_prefill_materialises_kv():
     assert "moe.kv_b_proj" in names and "moe.q_absorb" not in names
     att = next(op for op in pre if op.name == "moe.attention")
     assert att.flops == pytest.approx(2 * 128 * 1000 * 1000 / 2 * (192 + 128))
+
+
+def test_windowed_decode_total_equals_the_per_step_sum():
+    import hwspecs
+    from simulator import decode, engine, memory
+    hw = hwspecs.load("h100-sxm5-80gb")
+    s = engine.make_setup(hw, workloads.load_model("gpt-oss-20b"), hwspecs.calibration_for(hw, None).params("vendor"))
+    P, T = 100, 60  # crosses the 128-token window
+    total = decode.decode_total(s, decode.decode_coeffs(s, 2), P, T)
+    steps = [engine.decode_step(s, 2, P + j) for j in range(1, T)]
+    assert float(total.flops) == pytest.approx(sum(float(x.flops) for x in steps), rel=1e-9)
+    assert float(total.hbm_bytes) == pytest.approx(sum(float(x.hbm_bytes) for x in steps), rel=1e-9)
+    # memory: the sliding half of the layers holds 128 tokens (8 blocks of 16) however long the context
+    grow = memory.kv_bytes_per_sequence(s, 100_000) - memory.kv_bytes_per_sequence(s, 50_000)
+    assert grow == 50_000 * 12 * 2 * 8 * 64 * 2
