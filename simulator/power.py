@@ -117,41 +117,57 @@ def throttle(pm: PowerModel, phi, step_s, busy_s, tensor_flops, dram_bytes):
 def settle(pm: PowerModel, power_at):
     """Clock fraction φ of a pass in ``pm.state``; ``power_at(φ)`` → the pass's mean power at that clock
     (arrays broadcast). Burst: φ_max. Sustained: the largest φ ≤ φ_max with P(φ) ≤ cap — P rises with φ —
-    found where φ_max draws too much by regula falsi (Illinois), a few re-timings of the pass; where even
-    the lowest clock draws too much, the manager sits at its floor."""
+    found where φ_max draws too much; where even the lowest clock draws too much, the manager sits at its
+    floor.
+
+    The search is a secant on log(P − P_idle) against log φ: a pass's dynamic power is close to a power of
+    φ (exactly φ^(1+γ) for a fully clock-bound pass, a lower power where memory time and the share 1 − β
+    of compute time do not stretch), so the first step from that exponent and each secant step after it
+    land within a watt, then a milliwatt (three or four re-timings of the pass)."""
     phi_max = pm.phi_max
     if pm.state == "burst":
         return phi_max
-    f_hi = power_at(phi_max) - pm.cap_w
-    if not np.any(f_hi > 0):
+    p_hi = power_at(phi_max)
+    if not np.any(p_hi > pm.cap_w):
         return phi_max
-    f_lo = power_at(pm.phi_min) - pm.cap_w
-    if np.ndim(f_hi) == 0:  # one pass: plain floats (numpy on 0-d values costs ~1 µs a call)
-        return _illinois_scalar(pm, power_at, float(f_lo), float(f_hi))
-    a, fa, b, fb = pm.phi_min + 0.0 * f_hi, f_lo + 0.0 * f_hi, phi_max + 0.0 * f_hi, f_hi
+    if np.ndim(p_hi) == 0:
+        return _settle_scalar(pm, power_at, float(p_hi))
+    target = np.log(pm.cap_w - _SETTLE_TOLERANCE_W / 2 - pm.idle_w)
+    x1, y1 = np.log(phi_max), np.log(np.maximum(p_hi - pm.idle_w, 1e-12))
+    x = np.clip(x1 + (target - y1) / (1.0 + pm.gamma), np.log(pm.phi_min), x1)
+    over = p_hi > pm.cap_w
+    best = np.where(over, 0.0, phi_max)  # per node: the highest clock seen within the limit (0: none yet)
+    done = ~over
     for _ in range(_SETTLE_ITERATIONS):
-        c = np.clip(b - fb * (b - a) / np.where(fb != fa, fb - fa, 1.0), pm.phi_min, phi_max)
-        fc = power_at(c) - pm.cap_w
-        same = fc * fb > 0
-        a, fa = np.where(same, a, b), np.where(same, fa * 0.5, fb)
-        b, fb = c, fc
-        if np.all((fc <= 0.0) & (fc > -_SETTLE_TOLERANCE_W) | (f_hi <= 0)):  # every node within a milliwatt
+        p = power_at(np.exp(x))
+        ok = p <= pm.cap_w
+        best = np.where(~done & ok & (np.exp(x) > best), np.exp(x), best)
+        done = done | (ok & (p > pm.cap_w - _SETTLE_TOLERANCE_W)) | (~ok & (x <= np.log(pm.phi_min)))
+        if np.all(done):
             break
-    return np.where(f_hi > 0, np.where(f_lo > 0, pm.phi_min, np.minimum(b, phi_max)), phi_max)
+        y = np.log(np.maximum(p - pm.idle_w, 1e-12))
+        slope = np.where(np.abs(x - x1) > 1e-12, (y - y1) / np.where(x != x1, x - x1, 1.0), 1.0 + pm.gamma)
+        x1, y1 = x, y
+        x = np.clip(x + (target - y) / np.maximum(slope, 0.05), np.log(pm.phi_min), np.log(phi_max))
+    return np.where(best > 0.0, best, np.exp(x))  # none within the limit: the last step (throttle stretches)
 
 
-def _illinois_scalar(pm: PowerModel, power_at, f_lo: float, f_hi: float) -> float:
-    if f_lo > 0:
-        return pm.phi_min
-    a, fa, b, fb = pm.phi_min, f_lo, pm.phi_max, f_hi
+def _settle_scalar(pm: PowerModel, power_at, p_hi: float) -> float:
+    """``settle`` for one pass, in plain floats (numpy on 0-d values costs ~1 µs a call)."""
+    target = math.log(pm.cap_w - _SETTLE_TOLERANCE_W / 2 - pm.idle_w)
+    lo, hi = math.log(pm.phi_min), math.log(pm.phi_max)
+    x1, y1 = hi, math.log(max(p_hi - pm.idle_w, 1e-12))
+    x, best = min(max(x1 + (target - y1) / (1.0 + pm.gamma), lo), hi), None
     for _ in range(_SETTLE_ITERATIONS):
-        c = min(max(b - fb * (b - a) / (fb - fa), pm.phi_min), pm.phi_max) if fb != fa else b
-        fc = float(power_at(c)) - pm.cap_w
-        if -_SETTLE_TOLERANCE_W < fc <= 0.0:  # within the limit, by less than a milliwatt
-            return min(c, pm.phi_max)
-        if fc * fb > 0:
-            fa *= 0.5
-        else:
-            a, fa = b, fb
-        b, fb = c, fc
-    return min(b, pm.phi_max)
+        p = float(power_at(math.exp(x)))
+        if p <= pm.cap_w:
+            best = math.exp(x) if best is None else max(best, math.exp(x))
+            if p > pm.cap_w - _SETTLE_TOLERANCE_W:  # within the limit, by less than a milliwatt
+                break
+        elif x <= lo:
+            break  # even the floor clock draws too much
+        y = math.log(max(p - pm.idle_w, 1e-12))
+        slope = (y - y1) / (x - x1) if abs(x - x1) > 1e-12 else 1.0 + pm.gamma
+        x1, y1 = x, y
+        x = min(max(x + (target - y) / max(slope, 0.05), lo), hi)
+    return math.exp(x) if best is None else best  # none within the limit: the last step (throttle stretches)
