@@ -21,6 +21,7 @@ import hwspecs
 import simulator
 import workloads
 from faces import display, power_report
+from faces.compare_commands import register as register_compare_commands
 from faces.serving_commands import register as register_serving_commands
 from faces.validate_commands import register as register_validate_commands
 
@@ -399,6 +400,7 @@ def power(
 register_validate_commands(app, friendly, UserError)
 # serve / oversubscribe / calibrate-engine: simulator.serving
 register_serving_commands(app, friendly, UserError)
+register_compare_commands(app, friendly, UserError)
 
 
 def main() -> None:

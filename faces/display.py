@@ -17,11 +17,26 @@ def seconds(x_s: float) -> str:
     return f"{x_s * 1e6:.2f} µs"
 
 
+def seconds_short(x_s: float) -> str:
+    """Three significant figures: 3.88 s, 17.9 ms, 412 µs (narrow tables)."""
+    if not math.isfinite(x_s):
+        return "—"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(x_s) >= scale or unit == "µs":
+            return f"{x_s / scale:.3g} {unit}"
+    return f"{x_s:.3g} s"
+
+
 def size(x_bytes: float) -> str:
     for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if abs(x_bytes) >= scale:
             return f"{x_bytes / scale:.2f} {unit}"
     return f"{x_bytes:.0f} B"
+
+
+def gib(x_bytes: float) -> str:
+    """Memory capacities in GiB (2^30 bytes), as GPU memory is sold and nvidia-smi reports it."""
+    return f"{x_bytes / 2**30:.1f} GiB"
 
 
 def rate(x_per_s: float, unit: str) -> str:

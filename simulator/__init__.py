@@ -6,6 +6,7 @@
 """
 
 from simulator.api import DoesNotFitError, decode_step, predict, prefill
+from simulator.compare_configs import compare_configs, compare_grid
 from simulator.kernel_api import kernel_op, predict_kernel
 from simulator.kinds import KINDS
 from simulator.long_context import ContextSwitch, context_switch, long_context_bounds
@@ -15,4 +16,5 @@ from simulator.sweep import SweepTooLargeError, sweep, sweep_chunks
 
 __all__ = ["KINDS", "ContextSwitch", "DoesNotFitError", "KernelPrediction", "OpTime", "Prediction", "StepPrediction",
            "context_switch", "decode_step", "kernel_op", "long_context_bounds", "op_time", "predict",
-           "predict_kernel", "prefill", "sweep", "sweep_chunks", "SweepTooLargeError"]
+           "predict_kernel", "prefill", "sweep", "sweep_chunks", "SweepTooLargeError", "compare_configs",
+           "compare_grid"]
