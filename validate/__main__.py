@@ -57,7 +57,7 @@ def _only_states(args) -> int:
 
     folder, rows, meta = run_states_only(args.out, hardware_id=args.hardware, quick=args.quick,
                                          progress=not args.no_progress,
-                                         dram_timeout_s=args.dram_timeout_s)
+                                         dram_timeout_s=args.dram_timeout_s, case_set=args.states_set)
     print(f"wrote {folder}: {len(rows)} state rows, {meta.get('n_dram_rows', 0)} DRAM rows, "
           f"{len(meta.get('states_failures', []))} failures; DRAM: "
           f"{meta.get('dram', {}).get('error') or meta.get('dram', {}).get('note') or 'ok'}")
@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--power-run-s", type=float, default=None, help="seconds per power run")
     parser.add_argument("--only-states", action="store_true",
                         help="only the burst/sustained/eager-call states and DRAM bytes")
+    parser.add_argument("--states-set", choices=("full", "extra"), default=None,
+                        help="with --only-states: the case set (extra: more shapes per class, to merge "
+                             "with a full run by validate.states_merge)")
     parser.add_argument("--dram-timeout-s", type=float, default=300.0,
                         help="with --only-states: seconds the Nsight Compute run may take")
     args = parser.parse_args(argv)

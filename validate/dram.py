@@ -60,11 +60,11 @@ def find_ncu() -> str | None:
     return None
 
 
-def ncu_command(ncu: str, order_path: Path | str, quick: bool) -> list[str]:
+def ncu_command(ncu: str, order_path: Path | str, quick: bool, case_set: str | None = None) -> list[str]:
     return [ncu, "--profile-from-start", "off", "--metrics", ",".join(NCU_METRICS),
             "--cache-control", "all", "--clock-control", "none", "--csv", "--print-units", "base",
             "--target-processes", "all", sys.executable, "-m", "validate.dram", "--child",
-            str(order_path)] + (["--quick"] if quick else [])
+            str(order_path)] + (["--set", case_set] if case_set else ["--quick"] if quick else [])
 
 
 # --------------------------------------------------------------------------------------- parsing
@@ -163,18 +163,18 @@ def _run_ncu(cmd: list[str], stdout_path: Path, timeout_s: float) -> tuple[int |
         return rc, err.read()[-3000:]
 
 
-def _all_cases(quick: bool) -> list:
+def _all_cases(case_set: str) -> list:
     import torch
 
     from validate.cases.states import state_cases
     from validate.runner import Kernels
 
-    return state_cases(torch, Kernels(), quick=quick,
+    return state_cases(torch, Kernels(), case_set=case_set,
                        fp8_ok=torch.cuda.get_device_capability(0) >= (8, 9))
 
 
 def run_dram(env, folder, quick: bool = False, timeout_s: float = 300.0,
-             cases=None) -> tuple[list[dict], dict]:
+             cases=None, case_set: str | None = None) -> tuple[list[dict], dict]:
     """Profile every state case's one call under ncu; returns (dram_bytes.csv rows, metadata).
 
     The rows are written to ``folder/dram_bytes.csv``; ncu's raw output and the case order are
@@ -193,7 +193,7 @@ def run_dram(env, folder, quick: bool = False, timeout_s: float = 300.0,
     with tempfile.TemporaryDirectory() as tmp:
         order_path, raw_path = Path(tmp) / "order.json", Path(tmp) / "ncu.csv"
         t0 = time.perf_counter()
-        rc, stderr = _run_ncu(ncu_command(ncu, order_path, quick), raw_path, timeout_s)
+        rc, stderr = _run_ncu(ncu_command(ncu, order_path, quick, case_set), raw_path, timeout_s)
         meta.update(return_code=rc, seconds=time.perf_counter() - t0, stderr_tail=stderr[-1500:])
         case_ids = json.loads(order_path.read_text()) if order_path.exists() else []
         per_case, note = attribute(parse_ncu_csv(raw_path.read_text()), case_ids)
@@ -202,7 +202,8 @@ def run_dram(env, folder, quick: bool = False, timeout_s: float = 300.0,
             shutil.copy(raw_path, folder / "dram_ncu_raw.csv")
             if order_path.exists():
                 shutil.copy(order_path, folder / "dram_order.json")
-    rows = dram_rows(cases if cases is not None else _all_cases(quick), per_case, env)
+    case_set = case_set or ("quick" if quick else "full")
+    rows = dram_rows(cases if cases is not None else _all_cases(case_set), per_case, env)
     if rows:
         write_csv_atomic(folder / "dram_bytes.csv", rows, DRAM_COLUMNS)
     return rows, meta
@@ -210,7 +211,7 @@ def run_dram(env, folder, quick: bool = False, timeout_s: float = 300.0,
 
 # ------------------------------------------------------------------------------------- the child
 
-def child(order_path: str, quick: bool) -> int:
+def child(order_path: str, quick: bool = False, case_set: str | None = None) -> int:
     """Under ncu: each case once unprofiled, then once profiled after a marker kernel."""
     import torch
 
@@ -230,7 +231,7 @@ def child(order_path: str, quick: bool) -> int:
             torch.cuda.profiler.stop()
 
     profiled(None)
-    for case in _all_cases(quick):
+    for case in _all_cases(case_set or ("quick" if quick else "full")):
         marked[0] = False
         try:
             (fn,) = case.make_fns(1)
@@ -249,7 +250,8 @@ def child(order_path: str, quick: bool) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "--child":
-        sys.exit(child(sys.argv[2], "--quick" in sys.argv[3:]))
-    print("usage: python -m validate.dram --child ORDER_JSON [--quick] (run by run_dram under ncu)",
+        rest = sys.argv[3:]
+        sys.exit(child(sys.argv[2], "--quick" in rest, rest[rest.index("--set") + 1] if "--set" in rest else None))
+    print("usage: python -m validate.dram --child ORDER_JSON [--quick | --set NAME] (run by run_dram under ncu)",
           file=sys.stderr)
     sys.exit(2)

@@ -238,20 +238,30 @@ def _measure_power(session: _Session, power_run_s: float | None) -> list[dict]:
 
 
 def _states_and_dram(runner: Runner, folder: Path, progress=None,
-                     dram_timeout_s: float = 300.0) -> tuple[list[dict], dict]:
-    """The states section, then DRAM bytes under ncu; returns (states rows, metadata)."""
+                     dram_timeout_s: float = 300.0, case_set: str | None = None) -> tuple[list[dict], dict]:
+    """The states section, then DRAM bytes under ncu; returns (states rows, metadata). ``case_set``:
+    :data:`validate.cases.states.CASE_SETS` (default: "quick" with --quick, else "full")."""
     from validate.dram import run_dram
     from validate.states import run_states, states_meta
 
     t0 = time.perf_counter()
+    cases = None
+    if case_set is not None:
+        import torch
+
+        from validate.cases.states import state_cases
+        from validate.runner import Kernels
+
+        cases = state_cases(torch, Kernels(), case_set=case_set,
+                            fp8_ok=torch.cuda.get_device_capability(0) >= (8, 9))
     run = run_states(runner.env, runner.nvml, quick=runner.cfg.quick, folder=folder,
-                     progress=progress)
+                     progress=progress, cases=cases)
     runner.failures += run.failures
     meta = {"states": states_meta(run.cfg, run.instant), "n_state_rows": len(run.rows),
             "states_failures": run.failures, "states_s": time.perf_counter() - t0}
     t1 = time.perf_counter()
     dram_rows, meta["dram"] = run_dram(runner.env, folder, quick=runner.cfg.quick,
-                                       timeout_s=dram_timeout_s)
+                                       timeout_s=dram_timeout_s, case_set=case_set)
     meta.update(n_dram_rows=len(dram_rows), dram_s=time.perf_counter() - t1)
     return run.rows, meta
 
@@ -271,7 +281,7 @@ def _measure_states(session: _Session) -> list[dict]:
 
 def run_states_only(out_dir: Path | str | None = None, hardware_id: str | None = None,
                     quick: bool = False, progress: bool = True,
-                    dram_timeout_s: float = 300.0) -> tuple[Path, list[dict], dict]:
+                    dram_timeout_s: float = 300.0, case_set: str | None = None) -> tuple[Path, list[dict], dict]:
     """Only the operating states and DRAM bytes (``--only-states``); returns (folder, states
     rows, metadata). Writes ``states.csv``, ``states_trace.csv``, ``dram_bytes.csv`` and
     ``states_environment.json`` (environment + method) into ``out_dir`` (default
@@ -281,12 +291,12 @@ def run_states_only(out_dir: Path | str | None = None, hardware_id: str | None =
     folder = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR / runner.env.hardware_id
     folder.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    meta = {"environment": runner.env.to_dict(), "quick": quick, "started_unix_s": started,
-            "finished": False}
+    meta = {"environment": runner.env.to_dict(), "quick": quick, "case_set": case_set or ("quick" if quick else "full"),
+            "started_unix_s": started, "finished": False}
     write_json_atomic(folder / "states_environment.json", meta)
     console, bar = _progress(progress)
     with bar or contextlib.nullcontext():
-        rows, more = _states_and_dram(runner, folder, bar, dram_timeout_s)
+        rows, more = _states_and_dram(runner, folder, bar, dram_timeout_s, case_set)
     meta.update(more, finished=True, elapsed_s=time.time() - started)
     write_json_atomic(folder / "states_environment.json", meta)
     return folder, rows, meta

@@ -37,6 +37,22 @@ LAYER_STEPS: tuple[tuple[str, int, int, bool], ...] = (
     ("prefill", 1, 2048, False), ("decode", 32, 4096, True), ("decode", 8, 1024, True),
 )
 
+# --states-set extra: more shapes per class (so each class has several held-out cases), measured in a
+# second run and merged; the first two are repeats of full-set cases, a check of run-to-run (and
+# board-to-board) agreement, kept out of the merged states.csv.
+EXTRA_REPEATS = ("gemm-vendor-bf16-m8192-n8192-k8192", "attention_decode-vendor-bf16-b64-ctx4096-hq32-hkv8-d128")
+EXTRA_BF16_GEMMS: tuple[tuple[int, int, int], ...] = (
+    (8192, 8192, 8192), (2048, 8192, 8192), (512, 28672, 4096), (2048, 4096, 4096), (128, 4096, 14336),
+    (8192, 1024, 8192), (4, 57344, 8192),
+)
+EXTRA_FP8_GEMMS: tuple[tuple[int, int, int], ...] = ((8192, 8192, 8192), (1024, 4096, 4096), (16, 57344, 8192))
+EXTRA_PREFILLS = ((16, 512, 32, 8, 128), (2, 8192, 64, 8, 128), (1, 16384, 32, 32, 128))
+EXTRA_DECODES = ((64, 4096, 32, 8, 128), (128, 2048, 32, 8, 128), (32, 8192, 32, 8, 128),
+                 (1, 131072, 32, 8, 128), (256, 1024, 64, 8, 128))
+EXTRA_COPIES = (256 * 2**20,)
+EXTRA_LAYER_STEPS = (("prefill", 4, 1024, False), ("decode", 64, 2048, True), ("decode", 128, 8192, True))
+CASE_SETS = ("full", "quick", "extra")
+
 # --quick: one small case per kind (seconds in all), for smoke tests
 QUICK_BF16_GEMMS = ((1024, 4096, 4096), (16, 4096, 4096))
 QUICK_PREFILLS = ((2, 1024, 32, 8, 128),)
@@ -82,23 +98,27 @@ def _from_group(group: Group) -> StateCase:
                      make_fns=make_fns, counts=group.counts)
 
 
-def _gemm_cases(torch, kern: Kernels, quick: bool, fp8_ok: bool) -> list[StateCase]:
+def _pick(case_set: str, full, quick, extra):
+    return {"full": full, "quick": quick, "extra": extra}[case_set]
+
+
+def _gemm_cases(torch, kern: Kernels, case_set: str, fp8_ok: bool) -> list[StateCase]:
     from validate.cases.gemm import _gemm_group, llama_linears
 
     linears = llama_linears()
-    shapes = [(s, "bf16") for s in (QUICK_BF16_GEMMS if quick else BF16_GEMMS)]
-    if fp8_ok and not quick:
-        shapes += [(s, "fp8") for s in FP8_GEMMS]
+    shapes = [(s, "bf16") for s in _pick(case_set, BF16_GEMMS, QUICK_BF16_GEMMS, EXTRA_BF16_GEMMS)]
+    if fp8_ok:
+        shapes += [(s, "fp8") for s in _pick(case_set, FP8_GEMMS, (), EXTRA_FP8_GEMMS)]
     return [_from_group(_gemm_group(torch, kern, m, n, k, dtype, False, linears))
             for (m, n, k), dtype in shapes]
 
 
-def _attention_cases(torch, kern: Kernels, quick: bool) -> list[StateCase]:
+def _attention_cases(torch, kern: Kernels, case_set: str) -> list[StateCase]:
     from validate.cases.attention import _decode_group, _prefill_group, _sdpa
 
     sdpa, native_gqa = _sdpa(torch)
-    prefills = QUICK_PREFILLS if quick else PREFILLS
-    decodes = QUICK_DECODES if quick else DECODES
+    prefills = _pick(case_set, PREFILLS, QUICK_PREFILLS, EXTRA_PREFILLS)
+    decodes = _pick(case_set, DECODES, QUICK_DECODES, EXTRA_DECODES)
     cases = [_from_group(_prefill_group(torch, kern, sdpa, native_gqa, b, s, hq, hkv, d, True))
              for b, s, hq, hkv, d in prefills]
     cases += [_from_group(_decode_group(torch, kern, sdpa, native_gqa, b, c, hq, hkv, d, False))
@@ -106,10 +126,10 @@ def _attention_cases(torch, kern: Kernels, quick: bool) -> list[StateCase]:
     return cases
 
 
-def _copy_cases(torch, kern: Kernels, quick: bool) -> list[StateCase]:
+def _copy_cases(torch, kern: Kernels, case_set: str) -> list[StateCase]:
     from validate.cases.copies import copy_groups
 
-    sizes = QUICK_COPIES if quick else COPIES
+    sizes = _pick(case_set, COPIES, QUICK_COPIES, EXTRA_COPIES)
     groups = {g.shape["bytes"]: g for g in copy_groups(torch, kern, SweepConfig.full())}
     return [_from_group(groups[nbytes]) for nbytes in sizes]
 
@@ -149,11 +169,16 @@ def _layer_step(dims, mode: str, batch: int, length: int) -> Callable[[], Any]:
     return lambda: layer.prefill(x, cos, sin)
 
 
-def state_cases(torch, kern: Kernels, quick: bool = False, fp8_ok: bool = True) -> list[StateCase]:
-    """Every state case in run order: GEMMs, prefill, decode, copies, then layer steps. Nothing is
-    allocated until a case's ``make_fns`` is called."""
-    cases = _gemm_cases(torch, kern, quick, fp8_ok)
-    cases += _attention_cases(torch, kern, quick)
-    cases += _copy_cases(torch, kern, quick)
-    cases += [layer_case(*step) for step in (QUICK_LAYER_STEPS if quick else LAYER_STEPS)]
+def state_cases(torch, kern: Kernels, quick: bool = False, fp8_ok: bool = True,
+                case_set: str | None = None) -> list[StateCase]:
+    """Every state case of ``case_set`` ("full", "quick" — also ``quick=True`` — or "extra") in run
+    order: GEMMs, prefill, decode, copies, then layer steps. Nothing is allocated until a case's
+    ``make_fns`` is called."""
+    case_set = case_set or ("quick" if quick else "full")
+    if case_set not in CASE_SETS:
+        raise ValueError(f"case_set must be one of {', '.join(CASE_SETS)}, got {case_set!r}")
+    cases = _gemm_cases(torch, kern, case_set, fp8_ok)
+    cases += _attention_cases(torch, kern, case_set)
+    cases += _copy_cases(torch, kern, case_set)
+    cases += [layer_case(*step) for step in _pick(case_set, LAYER_STEPS, QUICK_LAYER_STEPS, EXTRA_LAYER_STEPS)]
     return cases
