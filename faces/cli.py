@@ -20,10 +20,13 @@ from rich.table import Table
 import hwspecs
 import simulator
 import workloads
-from faces import display, power_report
+from faces import display
+from faces.lazy import lazy_module
 from faces.compare_commands import register as register_compare_commands
 from faces.serving_commands import register as register_serving_commands
 from faces.validate_commands import register as register_validate_commands
+
+power_report = lazy_module("faces.power_report")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="hwperf: LLM inference performance on described hardware, checked against real kernels.")

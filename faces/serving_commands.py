@@ -9,14 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 import hwspecs
 from faces import display
-from simulator import serving
+from faces.lazy import lazy_module
+
+pd = lazy_module("pandas")
+serving = lazy_module("simulator.serving")
 
 out = Console()
 

@@ -6,13 +6,21 @@
 """
 
 from simulator.api import DoesNotFitError, decode_step, predict, prefill
-from simulator.compare_configs import compare_configs, compare_grid
-from simulator.kernel_api import kernel_op, predict_kernel
-from simulator.kinds import KINDS
-from simulator.long_context import ContextSwitch, context_switch, long_context_bounds
 from simulator.results import KernelPrediction, Prediction, StepPrediction
-from simulator.roofline import OpTime, op_time
-from simulator.sweep import SweepTooLargeError, sweep, sweep_chunks
+
+# The rest loads on first use (PEP 562): `hwperf predict` must not pay for pandas-based sweeps at start-up.
+_LAZY = {"compare_configs": "compare_configs", "compare_grid": "compare_configs", "kernel_op": "kernel_api",
+         "predict_kernel": "kernel_api", "KINDS": "kinds", "ContextSwitch": "long_context",
+         "context_switch": "long_context", "long_context_bounds": "long_context", "OpTime": "roofline",
+         "op_time": "roofline", "SweepTooLargeError": "sweep", "sweep": "sweep", "sweep_chunks": "sweep"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f"simulator.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")
+
 
 __all__ = ["KINDS", "ContextSwitch", "DoesNotFitError", "KernelPrediction", "OpTime", "Prediction", "StepPrediction",
            "context_switch", "decode_step", "kernel_op", "long_context_bounds", "op_time", "predict",

@@ -19,7 +19,6 @@ a model of several layer groups contributes one block pair per group.
 
 from __future__ import annotations
 
-import networkx as nx
 
 from simulator.blocks import Pass, attention_block, expected_experts_touched, mlp_block
 from simulator.kinds.attention_prefill import attention_op, flops as attention_flops
@@ -66,9 +65,11 @@ def forward_op_list(model: ModelSpec, batch, q_tokens, kv_tokens, *, weight_dtyp
     return ops + [final, head]
 
 
-def forward_ops(model: ModelSpec, batch, q_tokens, kv_tokens, **kw) -> nx.DiGraph:
+def forward_ops(model: ModelSpec, batch, q_tokens, kv_tokens, **kw) -> "nx.DiGraph":
     """The forward pass as a DAG (node attribute ``op``): the layer chain plus residual edges.
     Same arguments as ``forward_op_list`` (whose order is a topological order of this graph)."""
+    import networkx as nx  # on first use: timing a pass walks the op list, not the graph
+
     chain = forward_op_list(model, batch, q_tokens, kv_tokens, **kw)
     g = nx.DiGraph()
     for op in chain:

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import pandas as pd
-
 from simulator.power import op_power_w
 from workloads.scenario import Scenario
 
@@ -18,7 +16,7 @@ OP_COLUMNS = ["phase", "op", "kind", "scope", "n_repeats", "flops", "weight_byte
               "power_w", "energy_j"]
 
 
-def ops_frame(phase: str, pairs, pm=None, clock_frac=1.0) -> pd.DataFrame:
+def ops_frame(phase: str, pairs, pm=None, clock_frac=1.0):
     """One row per op of a pass: counts per execution, times per execution, ``total_time_s`` × n_repeats;
     the pass's clock, and the board power while the op runs (its energy: × n_repeats)."""
     rows = []
@@ -31,6 +29,8 @@ def ops_frame(phase: str, pairs, pm=None, clock_frac=1.0) -> pd.DataFrame:
                      t.time_s * op.n_repeats, t.bound, float(op.flops) / hbm if hbm else math.inf,
                      clock_frac * pm.boost_clock_hz if pm is not None else math.nan, power,
                      power * t.time_s * op.n_repeats))
+    import pandas as pd  # on first use: a prediction's headline figures do not need pandas
+
     return pd.DataFrame(rows, columns=OP_COLUMNS)
 
 
@@ -61,7 +61,7 @@ class StepPrediction:
                    float(r.clock_frac), float(r.clock_hz), float(r.power_w), float(r.energy_j), pm)
 
     @property
-    def ops(self) -> pd.DataFrame:
+    def ops(self):
         return ops_frame(self._phase, self._pairs, self._pm, self.clock_frac)
 
 
@@ -123,8 +123,10 @@ class Prediction:
         return 1.0 / self.energy_per_output_token_j if self.energy_per_output_token_j else math.inf
 
     @property
-    def ops(self) -> pd.DataFrame:
-        """Per-op table: prefill ops, then decode ops at the mid-decode context (each at its pass's clock)."""
+    def ops(self):
+        """Per-op table (pandas DataFrame): prefill ops, then decode ops at the mid-decode context (each at its pass's clock)."""
+        import pandas as pd
+
         return pd.concat([ops_frame("prefill", self._prefill_pairs, self._pm, self._prefill_clock_frac),
                           ops_frame("decode", self._mid.pairs, self._pm, self._mid.clock_frac)],
                          ignore_index=True)
