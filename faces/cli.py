@@ -21,7 +21,7 @@ import hwspecs
 import simulator
 import workloads
 from faces import display
-from faces.lazy import lazy_module
+from simulator.lazy import lazy_module
 from faces.compare_commands import register as register_compare_commands
 from faces.serving_commands import register as register_serving_commands
 from faces.validate_commands import register as register_validate_commands

@@ -15,7 +15,7 @@ from rich.table import Table
 
 import hwspecs
 from faces import display
-from faces.lazy import lazy_module
+from simulator.lazy import lazy_module
 
 pd = lazy_module("pandas")
 serving = lazy_module("simulator.serving")

@@ -6,13 +6,16 @@
 """
 
 from simulator.api import DoesNotFitError, decode_step, predict, prefill
+from simulator.compare_configs import compare_configs, compare_grid
 from simulator.results import KernelPrediction, Prediction, StepPrediction
+from simulator.sweep import SweepTooLargeError, sweep, sweep_chunks
 
-# The rest loads on first use (PEP 562): `hwperf predict` must not pay for pandas-based sweeps at start-up.
-_LAZY = {"compare_configs": "compare_configs", "compare_grid": "compare_configs", "kernel_op": "kernel_api",
+# The rest loads on first use (PEP 562). A function named like its module (sweep, compare_configs) is
+# imported above instead: importing the submodule would rebind the package attribute to the module.
+_LAZY = {"kernel_op": "kernel_api",
          "predict_kernel": "kernel_api", "KINDS": "kinds", "ContextSwitch": "long_context",
          "context_switch": "long_context", "long_context_bounds": "long_context", "OpTime": "roofline",
-         "op_time": "roofline", "SweepTooLargeError": "sweep", "sweep": "sweep", "sweep_chunks": "sweep"}
+         "op_time": "roofline"}
 
 
 def __getattr__(name):

@@ -15,12 +15,13 @@ from __future__ import annotations
 import itertools
 import math
 
-import pandas as pd
-
 import hwspecs
 from hwspecs.prices import gpu_hour_price
 from simulator.api import predict
+from simulator.lazy import lazy_module
 from workloads.scenario import Scenario
+
+pd = lazy_module("pandas")
 
 COLUMNS = ["hardware", "model", "batch", "prompt_tokens", "output_tokens", "weight_dtype", "kv_dtype",
            "tensor_parallel", "fits", "limit", "ttft_s", "tpot_s", "e2e_s", "decode_tokens_per_s",

@@ -13,12 +13,14 @@ import os
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
 
 from simulator import decode, engine, fit, memory
+from simulator.lazy import lazy_module
 from simulator.api import resolve, setup
 from simulator.engine import Setup
 from workloads.scenario import DEFAULT_SCENARIO, Scenario, check_activation_dtype, check_count, check_flag
+
+pd = lazy_module("pandas")  # on first sweep: importing simulator stays light
 
 _NUMERIC_AXES = ("batch", "prompt_tokens", "output_tokens")
 _CATEGORICAL_AXES = ("weight_dtype", "activation_dtype", "kv_dtype", "cuda_graph", "tensor_parallel",

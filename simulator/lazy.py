@@ -1,5 +1,6 @@
-"""A module that loads on first attribute access: keeps `hwperf predict` from importing pandas and the
-serving simulator at start-up (each command pays only for what it uses)."""
+"""A module that loads on first attribute access: ``pd = lazy_module("pandas")`` keeps a plain
+``simulator.predict`` (and ``hwperf predict``) from importing pandas at start-up; each caller pays only for
+what it uses."""
 
 from __future__ import annotations
 
