@@ -40,11 +40,17 @@ def register(app: typer.Typer, friendly, UserError) -> None:
     def calibrate(hardware: str = typer.Option(..., "--hardware", "-H", help="hardware id to calibrate"),
                   measurements: Optional[Path] = typer.Option(None, help="folder with kernels.csv (default "
                                                               "validate/measurements/<id>)"),
-                  out: Optional[Path] = typer.Option(None, help="calibration YAML (default hwspecs/calibration/<id>.yaml)")):
-        """Fit the effect parameters from measurements and write the calibration (atomically)."""
-        res, path = workflows.run_calibrate(hardware, measurements or workflows.MEASUREMENTS_DIR / hardware, out)
+                  out: Optional[Path] = typer.Option(None, help="calibration YAML (default hwspecs/calibration/<id>.yaml)"),
+                  force: bool = typer.Option(False, "--force", help="write even if a gate refuses (reasons go into "
+                                             "the profile's provenance)")):
+        """Fit the effect parameters from measurements and write the calibration (atomically), if every
+        gate passes: device, duplicates, cases per group, parameters at bounds, held-out error vs datasheet."""
+        res, path = workflows.run_calibrate(hardware, measurements or workflows.MEASUREMENTS_DIR / hardware, out,
+                                            force=force)
         typer.echo(f"wrote {path} ({res.calibration.provenance.n_fit_cases} fit cases, "
                    f"{res.calibration.provenance.n_score_cases} held out)")
+        for line in workflows.fit_report(res):
+            typer.echo(line)
 
     @app.command()
     @friendly
@@ -66,3 +72,7 @@ def register(app: typer.Typer, friendly, UserError) -> None:
         with pd.option_context("display.width", 200, "display.max_rows", 200):
             for table in tables:
                 typer.echo(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        dropped = summary.attrs.get("dropped")
+        if dropped:
+            typer.echo(f"dropped {len(dropped)} rows with no positive finite median_s: {', '.join(dropped[:10])}"
+                       + (" …" if len(dropped) > 10 else ""), err=True)

@@ -29,11 +29,13 @@ from scipy.optimize import least_squares
 
 import hwspecs
 import simulator
-from hwspecs.calibration import Calibration, EffectParams, Provenance
+from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration, EffectParams, Provenance
 from hwspecs.effects import fit_bounds, stage_fields, stage_starts
 from simulator import engine
 from simulator.kinds import KINDS
+from validate import gates
 from validate.power_fit import fit_clock_bound, fit_eager_calls, fit_power
+from validate.readers import read_table
 from workloads.model import ModelSpec
 
 # Repeated timings of one case may differ by this much before the data is refused as too noisy.
@@ -122,17 +124,23 @@ def prepare_layers(df: pd.DataFrame) -> pd.DataFrame:
     return split_fit_score(df.assign(kernel="layer", impl="vendor", flops=0.0, hbm_bytes=size), by=("mode", "graph"))
 
 
-def check_measurements(df: pd.DataFrame, hardware_id: str) -> None:
-    """Refuse data from another device, or with non-positive times."""
+def check_measurements(df: pd.DataFrame, hardware_id: str, what: str = "measurement") -> list[str]:
+    """Refuse (raise) data without positive finite times; return the forcible reasons: another device, no
+    hardware_id column (the device check is required), duplicated cases."""
     if df.empty:
         raise CalibrationRefused("no measurements to fit")
-    if "hardware_id" in df.columns:
-        seen = sorted(set(df["hardware_id"].dropna().astype(str)))
-        if seen != [hardware_id]:
-            raise CalibrationRefused(f"measurements are from {', '.join(seen) or 'an unknown device'}, "
-                                     f"not the target {hardware_id}; refusing to calibrate")
-    if (df["median_s"] <= 0).any() or df["median_s"].isna().any():
-        raise CalibrationRefused("median_s must be positive for every case")
+    times = pd.to_numeric(df["median_s"], errors="coerce")
+    if not (np.isfinite(times) & (times > 0)).all():
+        bad = df["case_id"][~(np.isfinite(times) & (times > 0))].iloc[0]
+        raise CalibrationRefused(f"{what}: median_s must be a positive finite time for every case (first bad: {bad})")
+    return gates.device(df, hardware_id, what) + gates.duplicates(df, what)
+
+
+def refuse_or_note(reasons: list[str], force: bool, hardware_id: str) -> None:
+    """Raise CalibrationRefused with every reason on one line, unless ``force``."""
+    if reasons and not force:
+        raise CalibrationRefused(f"refusing to calibrate {hardware_id}: {'; '.join(reasons)} "
+                                 f"(--force writes the profile anyway, these reasons in its provenance)")
 
 
 # ---- predictions -----------------------------------------------------------------------------------------
@@ -248,13 +256,14 @@ def fit_params(hw, kernels: pd.DataFrame, impl: str, start: EffectParams, layers
     """Fit one implementation's parameters from the ``split == "fit"`` rows, stage by stage."""
     params = start
     fit = kernels[(kernels["split"] == "fit") & (kernels["impl"] == impl)]
-    for stage in KERNEL_STAGES:
+    for stage in KERNEL_STAGES:  # a group with fewer cases than gates.min_cases keeps its prior (refused unless forced)
         rows = fit[fit["kernel"].map(lambda k: KINDS[k].stage == stage)].to_dict("records")
-        if rows:
+        if len(rows) >= gates.min_cases(stage):
             params = fit_stage(hw, rows, params, stage, impl)
     if layers is not None and impl == "vendor" and len(layers):
         rows = layers[layers["split"] == "fit"].to_dict("records")
-        params = _fit_group(hw, rows, params, stage_fields("layers"), impl, _layer_predict)
+        if len(rows) >= gates.min_cases("layers"):
+            params = _fit_group(hw, rows, params, stage_fields("layers"), impl, _layer_predict)
     if impl == "vendor":
         fit_states = None if states is None else states[states["split"] == "fit"]
         params = fit_power(hw, power, fit_states, params)
@@ -268,6 +277,10 @@ class FitResult:
     calibration: Calibration
     kernels: pd.DataFrame  # with split column
     layers: pd.DataFrame | None
+    defaults: list[str] = dataclasses.field(default_factory=list)  # fit groups left at their defaults
+    at_bound: list[str] = dataclasses.field(default_factory=list)  # fitted parameters pinned at a fit bound
+    held_out_mape: dict = dataclasses.field(default_factory=dict)  # {"datasheet": …, "calibrated": …}
+    forced: list[str] = dataclasses.field(default_factory=list)  # gate reasons overridden by force=True
 
 
 def read_measurements(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
@@ -275,9 +288,9 @@ def read_measurements(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | 
     path = folder / "kernels.csv"
     if not path.is_file():
         raise CalibrationRefused(f"no kernels.csv in {folder}; run `hwperf validate` on the GPU first")
-    kernels = pd.read_csv(path, comment="#")
-    layers = pd.read_csv(folder / "layers.csv", comment="#") if (folder / "layers.csv").is_file() else None
-    power = pd.read_csv(folder / "power.csv", comment="#") if (folder / "power.csv").is_file() else None
+    kernels = read_table(path)  # typed: one-line errors naming file, row and column (validate.readers)
+    layers = read_table(folder / "layers.csv") if (folder / "layers.csv").is_file() else None
+    power = read_table(folder / "power.csv") if (folder / "power.csv").is_file() else None
     return kernels, layers, power
 
 
@@ -287,25 +300,68 @@ def read_states(folder: str | Path) -> pd.DataFrame | None:
     path = Path(folder) / "states.csv"
     if not path.is_file():
         return None
-    df = pd.read_csv(path, comment="#")
+    df = read_table(path)
     return split_fit_score(df.assign(impl=df["impl"].fillna("vendor")), by=("kernel", "state"))
 
 
 def calibrate(hardware_id: str, kernels: pd.DataFrame, layers: pd.DataFrame | None = None,
               power: pd.DataFrame | None = None, environment: dict | None = None,
-              states: pd.DataFrame | None = None) -> FitResult:
-    """Fit a Calibration for ``hardware_id`` (vendor first, then triton starting from vendor's values)."""
+              states: pd.DataFrame | None = None, force: bool = False) -> FitResult:
+    """Fit a Calibration for ``hardware_id`` (vendor first, then triton starting from vendor's values),
+    through the gates of ``validate.gates``: any failing gate raises CalibrationRefused unless ``force``,
+    which writes the reasons into the provenance instead."""
     hw = hwspecs.resolve_hardware(hardware_id)
-    check_measurements(kernels, hw.id)
-    kernels, dropped = prepare_kernels(kernels)
+    reasons = check_measurements(kernels, hw.id, "kernels.csv")
+    kernels, dropped = prepare_kernels(kernels.drop_duplicates("case_id"))
+    if kernels.empty:
+        raise CalibrationRefused(f"no modelled kernel cases to fit (kernels: {', '.join(FITTED_KERNELS)})")
     if layers is not None and len(layers):
-        check_measurements(layers, hw.id)
-        layers = prepare_layers(layers)
+        reasons += check_measurements(layers, hw.id, "layers.csv")
+        layers = prepare_layers(layers.drop_duplicates("case_id"))
+    groups = gates.fit_groups(kernels, layers)
+    too_few, defaults = gates.group_counts(groups)
+    reasons += too_few + gates.unit_sanity(_datasheet_ratio(hw, kernels))
+    refuse_or_note(reasons, force, hw.id)
     vendor = fit_params(hw, kernels, "vendor", EffectParams(impl="vendor"), layers, power, states)
     # Triton starts from vendor's fitted values; its dispatch rules are known (impl="triton"), not fitted.
     triton = fit_params(hw, kernels, "triton", dataclasses.replace(vendor, impl="triton"))
+    bound = gates.at_bounds({"vendor": vendor, "triton": triton}, groups)
+    if len(bound) >= gates.MAX_AT_BOUND:
+        reasons.append(f"{len(bound)} fitted parameters sit at a fit bound (units? shuffled rows?): {', '.join(bound)}")
+    cal = Calibration.from_params(hw.id, vendor, triton, _provenance(environment, kernels, layers, dropped, []))
+    errors = _held_out_errors(hw.id, kernels, layers, cal)
+    reasons += gates.quality(errors)
+    refuse_or_note(reasons, force, hw.id)
+    if reasons:
+        cal = cal.model_copy(update={"provenance": _provenance(environment, kernels, layers, dropped, reasons)})
+    return FitResult(cal, kernels, layers, defaults, bound, errors, reasons)
+
+
+def _datasheet_ratio(hw, kernels: pd.DataFrame) -> np.ndarray:
+    """Measured / datasheet-only predicted time of every kernel case."""
+    parts = [part["median_s"].to_numpy() / predict_rows(hw, part.to_dict("records"), DEFAULT_CALIBRATION, impl)
+             for impl, part in kernels.groupby("impl")]
+    return np.concatenate(parts)
+
+
+def _held_out_errors(hardware_id: str, kernels: pd.DataFrame, layers: pd.DataFrame | None, cal: Calibration) -> dict:
+    """Held-out MAPE of the datasheet-only model and of ``cal`` (kernels and whole layers together)."""
+    from validate.compare import compare_kernels, compare_layers
+
+    sources = {"datasheet": None, "calibrated": cal}
+    cases = [compare_kernels(hardware_id, kernels[kernels["split"] == "score"], sources)]
+    if layers is not None and len(layers):
+        cases.append(compare_layers(hardware_id, layers[layers["split"] == "score"], sources))
+    return gates.held_out_error(pd.concat(cases, ignore_index=True))
+
+
+def _provenance(environment, kernels, layers, dropped, forced: list[str]) -> Provenance:
     env = (environment or {}).get("environment", environment or {})
-    prov = Provenance(
+    notes = (f"kernel times are GPU times (CUDA-graph rows where measured); dropped as noisy (repeats differ "
+             f"> {REPEAT_TOLERANCE_FRAC:.0%}): {', '.join(dropped) or 'none'}")
+    if forced:
+        notes += f"; FORCED past the calibration gates (--force): {'; '.join(forced)}"
+    return Provenance(
         date=dt.date.today().isoformat(), device_name=str(env.get("gpu_name", kernels.get("gpu_name", pd.Series(["?"])).iloc[0])),
         driver=str(env.get("driver_version", env.get("driver", "unknown"))),
         torch=str(env.get("torch_version", env.get("torch", "unknown"))),
@@ -314,7 +370,5 @@ def calibrate(hardware_id: str, kernels: pd.DataFrame, layers: pd.DataFrame | No
         n_fit_cases=int((kernels["split"] == "fit").sum() + (0 if layers is None else (layers["split"] == "fit").sum())),
         n_score_cases=int((kernels["split"] == "score").sum()
                           + (0 if layers is None else (layers["split"] == "score").sum())),
-        notes=(f"kernel times are GPU times (CUDA-graph rows where measured); dropped as noisy (repeats differ "
-               f"> {REPEAT_TOLERANCE_FRAC:.0%}): {', '.join(dropped) or 'none'}"),
+        notes=notes,
     )
-    return FitResult(Calibration.from_params(hw.id, vendor, triton, prov), kernels, layers)

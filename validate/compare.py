@@ -71,6 +71,7 @@ def compare_layers(hardware_id: str, layers: pd.DataFrame, calibrations: dict[st
 def summarize(cases: pd.DataFrame, split: str | None = "score") -> pd.DataFrame:
     """MAPE, median, p90 and max absolute relative error per (kernel, impl, source)."""
     df = cases if split is None else cases[cases["split"] == split]
+    df = df[np.isfinite(df["error_frac"])]  # a case with no finite error is not scored (nor counted)
     g = df.assign(abs_err=df["error_frac"].abs()).groupby(["kernel", "impl", "source"])["abs_err"]
     out = pd.DataFrame({
         "n_cases": g.size(), "mape_frac": g.mean(), "median_abs_err_frac": g.median(),

@@ -6,7 +6,6 @@ Imports nothing heavy at import time: pandas, scipy and matplotlib load inside t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import hwspecs
@@ -15,17 +14,34 @@ import hwspecs
 MEASUREMENTS_DIR = Path(__file__).resolve().parent / "measurements"
 
 
-def run_calibrate(hardware_id: str, measurements: Path, out: Path | None = None):
-    """Fit from ``measurements`` and write the calibration atomically; refusals raise before any write."""
+def run_calibrate(hardware_id: str, measurements: Path, out: Path | None = None, force: bool = False):
+    """Fit from ``measurements`` and write the calibration atomically. Every gate of ``validate.gates``
+    must pass (else CalibrationRefused, nothing written) unless ``force``: then the profile is written with
+    the reasons in its provenance. Returns (FitResult, path)."""
     from validate.calibrate import calibrate, read_measurements, read_states
+    from validate.readers import read_json_object
 
     hwspecs.check_target(out if out is not None else hwspecs.calibration_path(hardware_id))  # refuse early
     kernels, layers, power = read_measurements(measurements)
     env_path = Path(measurements) / "environment.json"
-    env = json.loads(env_path.read_text()) if env_path.is_file() else {}
-    res = calibrate(hardware_id, kernels, layers, power, env, states=read_states(measurements))
+    env = read_json_object(env_path) if env_path.is_file() else {}
+    res = calibrate(hardware_id, kernels, layers, power, env, states=read_states(measurements), force=force)
     path = hwspecs.write_calibration(res.calibration, out)
     return res, path
+
+
+def fit_report(res) -> list[str]:
+    """What ``hwperf calibrate`` prints after writing: held-out error, defaults kept, bounds hit, overrides."""
+    err = res.held_out_mape
+    lines = [f"held-out MAPE: calibrated {err.get('calibrated', float('nan')):.1%}, "
+             f"datasheet-only {err.get('datasheet', float('nan')):.1%}"]
+    if res.defaults:
+        lines.append(f"left at defaults: {', '.join(res.defaults)}")
+    if res.at_bound:
+        lines.append(f"at a fit bound: {', '.join(res.at_bound)}")
+    if res.forced:
+        lines.append(f"FORCED past {len(res.forced)} gate(s); the reasons are in the profile's provenance")
+    return lines
 
 
 def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration=None, transfer_from: str | None = None):
@@ -33,11 +49,19 @@ def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration
     transferred) predictions. Returns (cases, summary)."""
     import pandas as pd
 
+    from validate import gates
     from validate.calibrate import prepare_kernels, prepare_layers, read_measurements
     from validate.compare import compare_kernels, compare_layers, render_plot, summarize
 
     hw = hwspecs.resolve_hardware(hardware_id)
     kernels, layers, _ = read_measurements(measurements)
+    wrong = gates.device(kernels, hw.id, "kernels.csv") + ([] if layers is None else gates.device(layers, hw.id, "layers.csv"))
+    if wrong:
+        raise gates.GateError(f"compare: {'; '.join(wrong)}; compare a device with its own measurements")
+    kernels, dropped = _scorable(kernels)
+    if layers is not None:
+        layers, dropped_layers = _scorable(layers)
+        dropped += dropped_layers
     kernels, _ = prepare_kernels(kernels)
     cal = calibration or hwspecs.load_calibration(hw.id)
     sources = {"datasheet": None}
@@ -66,7 +90,18 @@ def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration
     outputs = [*((out_dir / name, df) for name, df in states or ()), (out_dir / "compare_cases.csv", cases), (out_dir / "compare_summary.csv", summary)]
     hwspecs.write_all([*((path, _csv_writer(df), False) for path, df in outputs),
                        (out_dir / "compare.png", lambda fh: fh.write(png), True)])
+    summary.attrs["dropped"] = dropped
     return cases, summary
+
+
+def _scorable(df):
+    """(rows with a positive finite median_s, case ids of the rows dropped for having none)."""
+    import numpy as np
+    import pandas as pd
+
+    t = pd.to_numeric(df["median_s"], errors="coerce")
+    ok = np.isfinite(t) & (t > 0)
+    return df[ok].reset_index(drop=True), [str(c) for c in df.loc[~ok, "case_id"]]
 
 
 def _compare_states(hardware_id: str, measurements: Path, sources: dict):
