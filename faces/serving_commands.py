@@ -85,6 +85,8 @@ def _serve_table(r: serving.ServingResult, title: str) -> Table:
 
 
 def register(app: typer.Typer, friendly, UserError) -> None:
+    register_planner(app, friendly)
+
     @app.command()
     @friendly
     def serve(hardware: str = typer.Option("a100-sxm4-80gb", "--hardware", "-H", help="GPU id"),
@@ -132,3 +134,89 @@ def register(app: typer.Typer, friendly, UserError) -> None:
                   f"goodput {s['goodput_requests_per_s']:.2f} req/s ({s['slo_attainment_frac']:.1%} within SLO); "
                   f"mean GPU power {s['mean_power_w']:,.0f} W, {s['energy_per_output_token_j']:.2f} J/token; "
                   f"{s['preemptions']} preemptions, peak KV {s['peak_kv_blocks']}/{r.capacity_blocks} blocks")
+
+
+def write_power_png(path: Path, series: pd.DataFrame, policy, title: str) -> None:
+    """Row power vs time with the policy's thresholds, written atomically (rendered in memory first)."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = path.resolve()
+    if not path.parent.is_dir():
+        raise ValueError(f"--png: folder {path.parent} does not exist")
+    fig, ax = plt.subplots(figsize=(10, 4))
+    h = series.t_s.to_numpy() / 3600.0
+    ax.plot(h, 100 * series.budget_frac.to_numpy(), lw=0.5, color="tab:blue", label="row power")
+    for frac, name, color in ((policy.t1_frac, "T1", "tab:orange"), (policy.t2_frac, "T2", "tab:red"),
+                              (policy.brake_frac, "brake", "black")):
+        ax.axhline(100 * frac, ls="--", lw=1, color=color, label=f"{name} {100 * frac:.0f}%")
+    capped = series.stage.to_numpy() > 0
+    ax.fill_between(h, 0, 100 * series.budget_frac.max() * 1.05, where=capped, color="tab:orange", alpha=0.12,
+                    step="post", label="caps in force")
+    ax.set(xlabel="time (h)", ylabel="row power (% of budget)", title=title)
+    ax.legend(loc="lower right", fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    hwspecs.write_atomic(path, lambda fh: fh.write(buf.getvalue()), binary=True)
+
+
+def register_planner(app: typer.Typer, friendly) -> None:
+    from simulator.serving.oversubscribe import oversubscribe as plan_row
+    from simulator.serving.planner import PrioritySLO, RowWorkload, Server
+    from simulator.serving.policy import Policy
+
+    @app.command()
+    @friendly
+    def oversubscribe(hardware: str = typer.Option("dgx-a100-80gb", "--hardware", "-H", help="system or GPU id"),
+                      model: str = typer.Option("llama-2-70b", "--model", "-m"),
+                      budget_w: float = typer.Option(260_000.0, "--budget-w", help="row power budget (W)"),
+                      servers: Optional[int] = typer.Option(None, "--servers", help="evaluate this count (no search)"),
+                      tp: int = typer.Option(8, "--tp", help="GPUs per model instance"),
+                      engine: str = typer.Option("vllm-0.6", "--engine"),
+                      non_gpu_w: float = typer.Option(2000.0, "--non-gpu-w", help="server power outside the GPUs (W)"),
+                      rated_w: float = typer.Option(6500.0, "--rated-w", help="server rated power for TDP provisioning (W)"),
+                      hours: float = typer.Option(24.0, "--hours", help="simulated duration"),
+                      peak_load: float = typer.Option(0.7, "--peak-load", help="load at the daily peak / capacity"),
+                      prompt: float = typer.Option(1024, "--prompt"), output: float = typer.Option(256, "--output"),
+                      high_frac: float = typer.Option(0.5, "--high-frac", help="share of high-priority servers"),
+                      t1: float = typer.Option(0.80, "--t1"), t2: float = typer.Option(0.89, "--t2"),
+                      hysteresis: float = typer.Option(0.05, "--hysteresis"),
+                      telemetry_s: float = typer.Option(2.0, "--telemetry-s"),
+                      capping_latency_s: float = typer.Option(40.0, "--capping-latency-s"),
+                      seed: int = typer.Option(0, "--seed"),
+                      png: Optional[Path] = typer.Option(None, "--png", help="write the power-vs-time chart"),
+                      series_csv: Optional[Path] = typer.Option(None, "--series-csv", help="write row power per second"),
+                      as_json: bool = typer.Option(False, "--json")):
+        """POLCA-style row planner: the most servers a power budget holds with no brake and SLOs met."""
+        policy = Policy(t1_frac=t1, t2_frac=t2, hysteresis_frac=hysteresis, telemetry_period_s=telemetry_s,
+                        capping_latency_s=capping_latency_s)
+        w = RowWorkload(peak_load_frac=peak_load, prompt_tokens=prompt, output_tokens=output,
+                        high_priority_frac=high_frac, duration_s=hours * 3600.0, seed=seed)
+        plan = plan_row(hardware, model, budget_w, server=Server(8, tp, non_gpu_w, rated_w), workload=w, policy=policy,
+                        slo=PrioritySLO(), engine=engine, n_servers=servers)
+        s = plan.summary
+        if png:
+            write_power_png(png, plan.series, policy, f"{s['n_servers_max']} servers, {model}, budget "
+                                                      f"{budget_w / 1e3:.0f} kW")
+        if series_csv:
+            write_csv(series_csv, plan.series, "--series-csv")
+        if as_json:
+            import json
+            out.print_json(json.dumps({k: (v if v == v else None) for k, v in s.items()}, default=float))
+            return
+        out.print(f"TDP provisioning: {s['n_servers_tdp']} servers; planner: {s['n_servers_max']} servers "
+                  f"({s['extra_servers']:+d}, {s['extra_servers_frac']:+.0%}) with {s['brake_events']} brake events")
+        out.print(f"peak {s['peak_power_frac']:.1%} / mean {s['mean_power_frac']:.1%} of budget; above T1 "
+                  f"{s['time_above_t1_frac']:.1%}, above T2 {s['time_above_t2_frac']:.1%} of the time; "
+                  f"{s['cap_events']} capping events")
+        t = Table(title="end-to-end latency impact vs uncapped")
+        for c in ("priority", "P50", "P50 impact", "P99", "P99 impact"):
+            t.add_column(c)
+        for p in ("high", "low"):
+            t.add_row(p, display.seconds(s[f"{p}_p50_e2e_s"]), f"{s[f'{p}_p50_impact_frac']:+.1%}",
+                      display.seconds(s[f"{p}_p99_e2e_s"]), f"{s[f'{p}_p99_impact_frac']:+.1%}")
+        out.print(t)
