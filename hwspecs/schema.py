@@ -52,7 +52,7 @@ class Spec(BaseModel):
                     raise ValueError(f"field '{name}' must be a number, not a boolean (got {value!r})")
         return data
     # Counts and conventions that are configuration, not measurements: no source needed.
-    unsourced_fields: ClassVar[frozenset[str]] = frozenset({"n_accelerators", "bus_bytes"})
+    unsourced_fields: ClassVar[frozenset[str]] = frozenset({"n_accelerators", "bus_bytes", "n_nodes"})
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
     name: str
@@ -181,7 +181,24 @@ class System(Spec):
 
     kind: Literal["system"] = "system"
     accelerator: str
-    n_accelerators: int = Field(gt=0, le=1_000_000)
+    n_accelerators: int = Field(gt=0, le=1_000_000, description="in all nodes together")
     scaleup_link: str | None = None
     host_memory: str
     storage: list[str] = Field(default_factory=list)
+    n_nodes: int = Field(default=1, gt=0, le=100_000, description="nodes joined by the scale-out link")
+    scaleout_link: str | None = Field(default=None, description="id of the per-GPU NIC Link (InfiniBand/RoCE)")
+    peer_access: bool = Field(default=True, description="GPUs read each other's memory directly (False: "
+                                                        "PCIe transfers are staged through host memory)")
+
+    @model_validator(mode="after")
+    def _nodes(self):
+        if self.n_accelerators % self.n_nodes:
+            raise ValueError(f"{self.id}: n_accelerators ({self.n_accelerators}) must be a multiple of n_nodes "
+                             f"({self.n_nodes})")
+        if self.n_nodes > 1 and self.scaleout_link is None:
+            raise ValueError(f"{self.id}: n_nodes > 1 needs a scaleout_link")
+        return self
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.n_accelerators // self.n_nodes

@@ -23,7 +23,7 @@ import numpy as np
 from hwspecs.schema import DTYPE_BYTES
 from simulator.kinds.attention_prefill import attention_op
 from simulator.kinds.base import Op
-from simulator.kinds.collective import allreduce_op
+from simulator.kinds.collective import ALL_TO_ALL, allreduce_op, collective_op
 from simulator.kinds.elementwise import elementwise_op
 from simulator.kinds.gemm import gemm_op
 from workloads.blocks import AttentionSpec, LayerGroup, MLPSpec
@@ -51,6 +51,15 @@ class Pass:
     kv_dtype: str
     prefix: str = ""  # "<group>." when the model has several groups
     imbalance: float = 1.0
+    # Expert parallelism (workloads.parallel): routed experts split over ``ep`` GPUs, each expert's FFN over
+    # ``expert_split`` GPUs; ``moe_tokens`` tokens of the whole stage reach the routed experts; with
+    # ``dispatch`` an all-to-all carries them there and back (data-parallel attention).
+    ep: int = 1
+    expert_split: int = 0  # 0: = tp
+    moe_tokens: Any = None  # None: = n_tok
+    dispatch: bool = False
+    tp_link: dict | None = None  # the tensor-parallel group's link (simulator.parallel.group_link)
+    ep_link: dict | None = None  # the expert-parallel group's link
 
     @property
     def act(self) -> str:
@@ -84,7 +93,8 @@ class Pass:
     def allreduce(self, op) -> list[Op]:
         if self.tp == 1:
             return []
-        return [allreduce_op(self.name(op), self.n_tok * self.m.hidden, self.tp, act_dtype=self.act, n_repeats=self.L)]
+        return [allreduce_op(self.name(op), self.n_tok * self.m.hidden, self.tp, act_dtype=self.act, n_repeats=self.L,
+                             link=self.tp_link)]
 
     def residual(self, op) -> Op:
         h = self.m.hidden
@@ -161,21 +171,32 @@ def _dense_mlp(p: Pass, prefix: str, width: int) -> list[Op]:
 
 
 def _moe_mlp(p: Pass) -> list[Op]:
-    """Router → grouped expert GEMMs over the experts the tokens touch (→ shared experts)."""
+    """Router → (all-to-all dispatch) → grouped GEMMs over this GPU's experts that the tokens touch →
+    (all-to-all combine) (→ shared experts). Under expert parallelism a GPU holds E/ep experts and receives
+    N·k/ep of the stage's N·k token-expert pairs; it touches E/ep·(1 − (1 − k/E)^N) of its experts."""
     mlp: MLPSpec = p.g.mlp
-    n_tok, h, ffn = p.n_tok, p.m.hidden, mlp.ffn_hidden // p.tp
+    n_tok, h, ffn = p.n_tok, p.m.hidden, mlp.ffn_hidden // (p.expert_split or p.tp)
     n_up = 2 if mlp.gated else 1
-    routed = n_tok * mlp.top_k  # token-expert pairs
-    touched = expected_experts_touched(mlp.n_experts, mlp.top_k, n_tok, p.imbalance)
+    stage_tokens = n_tok if p.moe_tokens is None else p.moe_tokens
+    routed = stage_tokens * mlp.top_k / p.ep  # token-expert pairs on this GPU
+    touched = expected_experts_touched(mlp.n_experts, mlp.top_k, stage_tokens, p.imbalance) / p.ep
     per_expert_m = routed / touched  # tokens per active expert GEMM
-    ops = [p.gemm("router", n_tok, mlp.n_experts, h),
-           p.gemm("experts_gate_up", per_expert_m, n_up * ffn, h, bias=mlp.bias, n_weight_matrices=touched,
-                  groups=touched),
-           p.eltwise("mlp_act", routed * n_up * ffn, routed * ffn, 4.0),
-           p.gemm("experts_down", per_expert_m, h, ffn, bias=mlp.bias, n_weight_matrices=touched, groups=touched)]
+    ops = [p.gemm("router", n_tok, mlp.n_experts, h)]
+    if p.dispatch:  # each GPU sends its share of the stage's tokens × top-k hidden states, and gets them back
+        ops.append(_all_to_all(p, "moe_dispatch", stage_tokens / p.ep * mlp.top_k * h))
+    ops += [p.gemm("experts_gate_up", per_expert_m, n_up * ffn, h, bias=mlp.bias, n_weight_matrices=touched,
+                   groups=touched),
+            p.eltwise("mlp_act", routed * n_up * ffn, routed * ffn, 4.0),
+            p.gemm("experts_down", per_expert_m, h, ffn, bias=mlp.bias, n_weight_matrices=touched, groups=touched)]
+    if p.dispatch:
+        ops.append(_all_to_all(p, "moe_combine", stage_tokens / p.ep * mlp.top_k * h))
     if mlp.n_shared_experts:
         ops += _dense_mlp(p, "shared_", mlp.n_shared_experts * mlp.shared_width // p.tp)
     return ops
+
+
+def _all_to_all(p: Pass, op: str, n_elements) -> Op:
+    return collective_op(ALL_TO_ALL, p.name(op), n_elements, p.ep, act_dtype=p.act, n_repeats=p.L, link=p.ep_link)
 
 
 def mlp_block(p: Pass) -> list[Op]:

@@ -34,28 +34,40 @@ __all__ = ["Op", "attention_flops", "attention_op", "allreduce_op", "elementwise
 
 
 def forward_op_list(model: ModelSpec, batch, q_tokens, kv_tokens, *, weight_dtype="bf16", act_dtype="bf16",
-                    kv_dtype="bf16", tp: int = 1, lm_head_tokens=None, expert_imbalance=1.0) -> list[Op]:
+                    kv_dtype="bf16", tp: int = 1, lm_head_tokens=None, expert_imbalance=1.0, parallel=None,
+                    links=None) -> list[Op]:
     """One forward pass over ``batch`` sequences, each adding ``q_tokens`` tokens to a cache that then holds
-    ``kv_tokens`` tokens. Prefill: q = kv = S. Decode: q = 1, kv = context. Returns ops in execution order:
-    embedding, each layer group's attention and MLP blocks (``n_repeats`` = its layers; op names prefixed
-    ``<group>.`` when there are several groups), final norm, LM head.
+    ``kv_tokens`` tokens, on one GPU of the split. Prefill: q = kv = S. Decode: q = 1, kv = context. Returns
+    ops in execution order: embedding, each layer group's attention and MLP blocks (``n_repeats`` = its
+    layers; op names prefixed ``<group>.`` when there are several groups), final norm, LM head.
 
     ``lm_head_tokens``: tokens whose logits are computed (default one per sequence: serving engines
     compute logits only for the last prompt token in prefill). ``expert_imbalance``: MoE routing skew
-    (``expected_experts_touched``).
+    (``expected_experts_touched``). ``parallel``: a ``workloads.parallel.Parallel`` (its tensor_parallel
+    overrides ``tp``; with data-parallel attention this GPU's attention sees batch / (ep/tp) sequences
+    while the routed experts see the whole stage's tokens); pipeline stages are timed by
+    ``simulator.parallel`` from this whole-model pass. ``links``: {"tp": ..., "ep": ...} group links.
     """
     m = model
     kw = {"weight_dtype": weight_dtype, "act_dtype": act_dtype}
-    n_tok = batch * q_tokens
-    head_tokens = batch if lm_head_tokens is None else lm_head_tokens
+    dp, ep, split, dispatch = 1, 1, 0, False
+    if parallel is not None:
+        tp, dp, ep, dispatch = parallel.tensor_parallel, parallel.attention_dp, parallel.expert_parallel, \
+            parallel.data_parallel_attention
+        split = 1 if dispatch else tp // ep
+    links = links or {}
+    local_batch = batch / dp if dp > 1 else batch
+    n_tok = local_batch * q_tokens
+    head_tokens = local_batch if lm_head_tokens is None else lm_head_tokens / dp
     embed = elementwise_op("embedding", 0.0, n_tok * m.hidden, act_dtype=act_dtype, flops_per_element=0.0,
                            weight_elements=n_tok * m.hidden * (2 if m.learned_positions else 1),
                            weight_dtype=kept_dtype(weight_dtype), scope="model")
     ops = [embed]
     groups = m.groups
     for g in groups:
-        p = Pass(m, g, n_tok, tp, kw, kv_dtype, f"{g.name}." if len(groups) > 1 else "", expert_imbalance)
-        ops += attention_block(p, batch, q_tokens, kv_tokens) + mlp_block(p)
+        p = Pass(m, g, n_tok, tp, kw, kv_dtype, f"{g.name}." if len(groups) > 1 else "", expert_imbalance, ep,
+                 split, batch * q_tokens, dispatch and g.mlp.is_moe, links.get("tp"), links.get("ep"))
+        ops += attention_block(p, local_batch, q_tokens, kv_tokens) + mlp_block(p)
     final = elementwise_op("final_norm", head_tokens * m.hidden, head_tokens * m.hidden, act_dtype=act_dtype,
                            flops_per_element=4.0, weight_elements=(2 if m.norm == "layernorm" else 1) * m.hidden,
                            weight_dtype=weight_dtype, scope="model")
