@@ -134,7 +134,15 @@ def predict(
     activation_dtype: str = typer.Option("bf16"),
     kv_dtype: str = typer.Option("bf16"),
     cuda_graph: bool = typer.Option(True, "--cuda-graph/--eager", help="decode from CUDA graphs or eagerly"),
-    tensor_parallel: int = typer.Option(1, help="GPUs per model replica"),
+    tensor_parallel: int = typer.Option(1, help="GPUs sharing each layer (attention heads, FFN columns)"),
+    pipeline_parallel: int = typer.Option(1, help="pipeline stages (consecutive layers per stage), e.g. 2"),
+    expert_parallel: int = typer.Option(1, help="GPUs the MoE experts are split over, e.g. 8"),
+    data_parallel_attention: bool = typer.Option(False, "--data-parallel-attention",
+                                                 help="attention data-parallel over expert_parallel/tensor_parallel "
+                                                      "groups, all-to-all to the experts (DeepSeek layout)"),
+    micro_batches: Optional[int] = typer.Option(None, help="pipeline micro-batches (default: pipeline_parallel)"),
+    overlap_comm: bool = typer.Option(False, "--overlap-comm", help="overlap collectives with the next block"),
+    collective_algorithm: str = typer.Option("ring", help="ring | tree"),
     calibration: str = typer.Option("auto", help="auto | none | path to a calibration YAML"),
     state: str = typer.Option("sustained", help="sustained (continuous load, power-limited clock) | burst"),
     power_cap: Optional[float] = typer.Option(None, "--power-cap", help="power limit in W (what-if)"),
@@ -146,7 +154,10 @@ def predict(
     sc = workloads.Scenario(batch=batch, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                             weight_dtype=weight_dtype, activation_dtype=activation_dtype, kv_dtype=kv_dtype,
                             cuda_graph=cuda_graph, tensor_parallel=tensor_parallel, state=state,
-                            power_cap_w=power_cap, sm_clock_hz=_hz(sm_clock))
+                            power_cap_w=power_cap, sm_clock_hz=_hz(sm_clock), pipeline_parallel=pipeline_parallel,
+                            expert_parallel=expert_parallel, data_parallel_attention=data_parallel_attention,
+                            micro_batches=micro_batches, overlap_comm=overlap_comm,
+                            collective_algorithm=collective_algorithm)
     p = simulator.predict(hardware, model, sc, calibration=_calibration_arg(calibration))
     if as_json:
         d = p.summary()
@@ -158,12 +169,12 @@ def predict(
     rows = [
         ("scenario", f"batch {sc.batch} × ({sc.prompt_tokens} prompt + {sc.output_tokens} output) tokens; "
                      f"weights {sc.weight_dtype}, act {sc.activation_dtype}, KV {sc.kv_dtype}; "
-                     f"{'CUDA graph' if sc.cuda_graph else 'eager'}; TP {sc.tensor_parallel}"),
+                     f"{'CUDA graph' if sc.cuda_graph else 'eager'}; {sc.parallel.describe()} ({sc.n_gpus} GPUs)"),
         ("calibration", p.trust.label()),
         ("TTFT (prefill)", f"{display.seconds(p.ttft_s)}  ({p.prefill_bound}-bound)"),
         ("TPOT (per decode step)", f"{display.seconds(p.tpot_s)}  ({p.decode_bound}-bound)"),
         ("end-to-end", display.seconds(p.e2e_s)),
-        ("decode throughput", f"{p.decode_tokens_per_s:,.0f} tokens/s"),
+        ("decode throughput", f"{p.decode_tokens_per_s:,.0f} tokens/s ({p.decode_tokens_per_s / sc.n_gpus:,.0f} per GPU)"),
         ("HBM traffic", display.size(p.hbm_bytes)),
         ("peak memory / GPU", f"{display.size(p.peak_memory_bytes)}  (weights {display.size(p.memory['weights_bytes'])}, "
                               f"KV {display.size(p.memory['kv_cache_bytes'])}, activations "

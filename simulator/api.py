@@ -10,7 +10,7 @@ committed profile for the device (else a same-architecture transfer prior, else 
 from __future__ import annotations
 
 import hwspecs
-from simulator import decode, engine, fit, memory, trust
+from simulator import engine, fit, memory, parallel, trust
 from simulator.engine import Setup
 from simulator.memory import DoesNotFitError
 from simulator.results import KernelPrediction, Prediction, StepPrediction
@@ -47,11 +47,11 @@ def setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
                              None if method.family == "none" else method)
 
 
-def _resolve_setup(hardware, model, calibration, *args, **power):
+def _resolve_setup(hardware, model, calibration, *args, split=None, collective_algorithm="ring", **power):
     hw, m, prm, label = resolve(hardware, model, calibration)
     s = setup(hw, m, prm, *args, **power)
     fit.check_gpu_count(hardware, s.tp)
-    return s, label
+    return parallel.attach(s, hardware, split, collective_algorithm), label
 
 
 def prefill(hardware, model, batch, prompt_tokens, calibration="auto", *, weight_dtype="bf16",
@@ -89,7 +89,8 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
     sc = sc.checked()
     s, label = _resolve_setup(hardware, model, calibration, sc.weight_dtype, sc.activation_dtype, sc.kv_dtype,
                               sc.tensor_parallel, state=sc.state, power_cap_w=sc.power_cap_w,
-                              sm_clock_hz=sc.sm_clock_hz, kv_method=sc.kv_method)
+                              sm_clock_hz=sc.sm_clock_hz, kv_method=sc.kv_method, split=sc.parallel,
+                              collective_algorithm=sc.collective_algorithm)
     fit.check_context(s.model, sc.context_tokens)
     if s.kv_method is not None:
         s.kv_method.check_context(sc.context_tokens)
@@ -104,11 +105,10 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
             f"{mem['peak_memory_bytes'] / 1e9:.1f} GB per GPU of {s.hw.id}'s {s.hw.memory_bytes / 1e9:.1f} GB "
             f"(memory_utilization_frac {frac:g}); at most {conc} such requests fit"
             + ("; prefill_chunk_tokens lowers the activations" if chunk is None else ""))
-    pf = engine.prefill(s, sc.batch, sc.prompt_tokens)
-    co = decode.decode_coeffs(s, sc.batch)
-    dec = decode.decode_total(s, co, sc.prompt_tokens, sc.output_tokens, sc.cuda_graph)
-    def mid():  # the step at the mid-decode context: for the decode bound and the per-op table, on demand
-        return decode.decode_step_at(s, co, sc.prompt_tokens + max(sc.output_tokens // 2, 1), sc.cuda_graph)
+    # micro-batches through pipeline stages, overlapped collectives: simulator.parallel (one GPU: the engine's)
+    pf = parallel.prefill(s, sc.batch, sc.prompt_tokens)
+    # mid: the step at the mid-decode context, for the decode bound and the per-op table, on demand
+    co, dec, mid = parallel.decode(s, sc.batch, sc.prompt_tokens, sc.output_tokens, sc.cuda_graph)
 
     return _prediction(s, sc, label, mem, conc, pf, dec, mid,
                        trust.resolve_trust(s.hw, calibration, sc.cuda_graph))

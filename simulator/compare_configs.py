@@ -6,7 +6,7 @@ trust each row (calibration source and its measured error). A configuration that
 ``fits = False`` and ``limit``: the one-line reason (weights or batch too large, context, TP degree …).
 
 Throughput counts the static batch end to end: ``output_tokens_per_s`` = batch × output tokens / e2e_s
-(prefill included); per GPU it is divided by ``tensor_parallel``. Cost: output tokens per US dollar =
+(prefill included); per GPU it is divided by the replica's GPUs (``Scenario.n_gpus``). Cost: output tokens per US dollar =
 output tokens/s per GPU × 3600 / price per GPU-hour.
 """
 
@@ -54,7 +54,7 @@ def _row(config: dict, calibration, prices) -> dict:
         p = predict(hardware, model, sc, calibration)
     except ValueError as e:  # does not fit, context, TP degree, dtype: the row says why
         return {**row, "fits": False, "limit": " ".join(str(e).split())}
-    per_gpu = sc.batch * sc.output_tokens / p.e2e_s / sc.tensor_parallel
+    per_gpu = sc.batch * sc.output_tokens / p.e2e_s / sc.n_gpus
     return {**row, **p.trust_summary(), "fits": True, "limit": "", "ttft_s": p.ttft_s, "tpot_s": p.tpot_s,
             "e2e_s": p.e2e_s, "decode_tokens_per_s": p.decode_tokens_per_s, "output_tokens_per_s_per_gpu": per_gpu,
             "output_tokens_per_usd": per_gpu * 3600.0 / usd, "peak_memory_bytes": p.peak_memory_bytes,

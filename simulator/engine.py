@@ -50,6 +50,8 @@ class Setup:
     host_link_bytes_per_s: float
     pm: PowerModel
     kv_method: Any = None  # a workloads.kv_methods.KVMethod (None: the dense KV dtype)
+    par: Any = None  # a workloads.parallel.Parallel (None: tensor parallel ``tp`` only)
+    links: Any = None  # the parallel groups' links (simulator.parallel.links)
 
 
 @lru_cache(maxsize=64)
@@ -112,7 +114,7 @@ def time_ops(s: Setup, ops, clock_frac=1.0, with_bound=True, xp=None):
 def _timed_pass(s: Setup, batch, q_tokens, kv_tokens, layer_only=False, with_bound=True):
     """(Op, OpTime) pairs of one forward pass at the boost clock."""
     ops = forward_op_list(s.model, batch, q_tokens, kv_tokens, weight_dtype=s.weight_dtype, act_dtype=s.act_dtype,
-                          kv_dtype=s.kv_dtype, tp=s.tp)
+                          kv_dtype=s.kv_dtype, tp=s.tp, parallel=s.par, links=s.links)
     ops = kv_compression.apply(s, ops)
     if layer_only:
         ops = [op for op in ops if op.scope == "layer"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwspecs.schema import DTYPE_BYTES
+from simulator import parallel
 from simulator.engine import Setup
 from simulator.quant import weight_storage_bytes
 from simulator.kv_compression import resident_frac
@@ -31,6 +32,8 @@ class DoesNotFitError(ValueError):
 
 def weight_bytes_per_gpu(s: Setup) -> float:
     """Stored weights per GPU (quantization scales and 16-bit embedding/LM head: simulator.quant)."""
+    if s.par is not None and not s.par.plain_tensor_parallel:  # the heaviest stage's GPU (PP / EP)
+        return parallel.weight_bytes_per_gpu(s.model, s.par, s.weight_dtype)
     return weight_storage_bytes(s.model, s.weight_dtype) / s.tp
 
 
@@ -46,7 +49,8 @@ def kv_bytes_per_sequence(s: Setup, context_tokens, block_tokens=16):
         dense = DTYPE_BYTES[s.kv_dtype] * sum(
             n * e * np.ceil((ctx if w is None else np.minimum(ctx, w)) / block_tokens) * block_tokens
             for n, e, w in s.model.kv_layout(s.tp))
-    return dense * resident_frac(s, ctx)
+    # under pipeline / data-parallel attention a GPU holds its stage's layers of its own sequences
+    return dense * resident_frac(s, ctx) * parallel.kv_share(s)
 
 
 def activation_bytes(s: Setup, n_tokens, n_sequences):
@@ -56,8 +60,9 @@ def activation_bytes(s: Setup, n_tokens, n_sequences):
     m = s.model
     n_up = 2 if m.gated_mlp else 1
     widest = max((m.n_q_heads + 2 * m.n_kv_heads) * m.head_dim, (n_up + 1) * m.ffn_hidden * m.top_k) / s.tp
-    return (np.asarray(n_tokens, dtype=float) * DTYPE_BYTES[s.act_dtype] * (2 * m.hidden + widest)
-            + np.asarray(n_sequences, dtype=float) * m.vocab_size / s.tp * 4.0)
+    return parallel.activation_share(s) * (np.asarray(n_tokens, dtype=float) * DTYPE_BYTES[s.act_dtype]
+                                           * (2 * m.hidden + widest)
+                                           + np.asarray(n_sequences, dtype=float) * m.vocab_size / s.tp * 4.0)
 
 
 def usable_bytes(s: Setup, memory_utilization_frac=DEFAULT_MEMORY_UTILIZATION_FRAC) -> float:

@@ -127,34 +127,23 @@ def weight_bytes_per_gpu(m: ModelSpec, par: Parallel, weight_dtype: str) -> floa
 
 # ---- pipeline -------------------------------------------------------------------------------------------
 
-def boundary_s(topo: Topology, par: Parallel, tokens, hidden: int, act_dtype: str):
-    """One micro-batch's hidden states over the slowest stage boundary (0 without pipelining)."""
-    if par.pipeline_parallel == 1:
-        return 0.0
-    rate, lat = stage_link(topo, par)
-    if rate is None:
-        raise ValueError("pipeline_parallel > 1 needs a link between GPUs (scaleup_link or a system spec)")
-    return lat + np.asarray(tokens, dtype=float) * hidden * DTYPE_BYTES[act_dtype] / rate
-
-
-def pipeline_factor(par: Parallel, phase: str) -> float:
-    """Stage times per pass: m + p − 1 for prefill (fill and drain), max(m, p) for steady decode."""
-    m, p = par.n_micro_batches, par.pipeline_parallel
-    return float(m + p - 1) if phase == "prefill" else float(max(m, p))
-
-
-def pipelined(result, par: Parallel, phase: str, boundary, idle_w: float = 0.0):
-    """A ``PhaseResult`` of one micro-batch's pass through all layers → the pipelined pass of the batch:
-    time (m + p − 1)·(t/p + boundary) (prefill) or max(m, p)·(t/p + boundary) (decode); each GPU does
-    m/p of the micro-batch's work, so its energy is m/p of it plus idle power over the longer time."""
-    p, m = par.pipeline_parallel, par.n_micro_batches
+def pipelined(result, par: Parallel, phase: str, boundary, idle_w: float = 0.0, n_micro: int | None = None):
+    """A pass of one micro-batch through all layers (a ``PhaseResult``, or a decode ``DecodeTotal``) → the
+    pipelined pass of the batch: (m + p − 1)·(t/p + boundary) for prefill, max(m, p)·(t/p + boundary) for
+    decode. Each GPU does m/p of the micro-batch's work: its energy is m/p of it plus idle power over the
+    rest of the longer time."""
+    p = par.pipeline_parallel
+    m = par.n_micro_batches if n_micro is None else n_micro
     if p == 1 and m == 1:
         return result
-    time = pipeline_factor(par, phase) * (result.time_s / p + boundary)
-    busy_j = result.energy_j * m / p
-    energy = busy_j + idle_w * np.maximum(time - result.time_s * m / p, 0.0)
-    return replace(result, time_s=time, energy_j=energy, power_w=energy / time,
-                   flops=result.flops * m / p, hbm_bytes=result.hbm_bytes * m / p)
+    factor = float(m + p - 1) if phase == "prefill" else float(max(m, p))
+    time = factor * (result.time_s / p + boundary)
+    energy = result.energy_j * m / p + idle_w * np.maximum(time - result.time_s * m / p, 0.0)
+    fields = {"time_s": time, "energy_j": energy, "flops": result.flops * m / p,
+              "hbm_bytes": result.hbm_bytes * m / p}
+    if hasattr(result, "power_w"):
+        fields["power_w"] = energy / time
+    return replace(result, **fields)
 
 
 # ---- overlap on the op graph ----------------------------------------------------------------------------
@@ -223,5 +212,88 @@ def check(par: Parallel, model: ModelSpec, hardware, topo: Topology) -> Parallel
     return par
 
 
-__all__ = ["Topology", "boundary_s", "check", "critical_path_s", "group_link", "hidden_comm_s", "layer_graph",
-           "links", "pipelined", "topology", "weight_bytes_per_gpu"]
+# ---- the split applied to a Setup and to its passes -----------------------------------------------------
+
+def attach(s, hardware, par: Parallel | None = None, algorithm: str = "ring"):
+    """``s`` with its split and links (unchanged for one GPU). ``hardware``: the API's hardware argument
+    (a System gives node sizes and the scale-out link)."""
+    par = Parallel(tensor_parallel=s.tp) if par is None else par
+    if par.tensor_parallel != s.tp:
+        raise ValueError(f"tensor_parallel={s.tp} disagrees with the split's {par.tensor_parallel}")
+    if par == Parallel():
+        return s
+    topo = topology(hardware)
+    check(par, s.model, hardware, topo)
+    if par.n_gpus == 1:
+        return s
+    return replace(s, par=par, links={**links(topo, par, algorithm), "pp": stage_link(topo, par)})
+
+
+def kv_share(s) -> float:
+    """Share of a sequence's KV one GPU holds, averaged over the data-parallel attention groups: the
+    heaviest pipeline stage's layers, over the groups that each hold their own sequences."""
+    par = s.par
+    if par is None:
+        return 1.0
+    return par.stage_layers(s.model.n_layers) / s.model.n_layers / par.attention_dp
+
+
+def activation_share(s) -> float:
+    """Share of a pass's activations one GPU holds: its data-parallel attention group's sequences, one
+    pipeline micro-batch at a time."""
+    if s.par is None:
+        return 1.0
+    return 1.0 / (s.par.attention_dp * s.par.n_micro_batches)
+
+
+def _micro(s, batch) -> int:
+    return max(1, min(s.par.n_micro_batches, int(np.min(batch)))) if s.par is not None else 1
+
+
+def _boundary(s, tokens):
+    if s.par is None or s.par.pipeline_parallel == 1:
+        return 0.0
+    rate, lat = s.links["pp"]
+    if rate is None:
+        raise ValueError("pipeline_parallel > 1 needs a link between GPUs (scaleup_link or a system spec)")
+    return lat + np.asarray(tokens, dtype=float) * s.model.hidden * DTYPE_BYTES[s.act_dtype] / rate
+
+
+def _overlapped(result, pairs, s, n_steps=1.0):
+    if s.par is None or not s.par.overlap_comm:
+        return result
+    return replace(result, time_s=result.time_s - n_steps * hidden_comm_s(pairs))
+
+
+def prefill(s, batch, prompt_tokens):
+    """Prefill of the batch over the split: micro-batches through the pipeline, collectives overlapped
+    when asked."""
+    from simulator import engine  # the engine imports nothing of this module; keep the graph one-way
+    m = _micro(s, batch)
+    pf = engine.prefill(s, batch / m if m > 1 else batch, prompt_tokens)
+    pf = _overlapped(pf, pf.pairs, s)
+    if s.par is None:
+        return pf
+    return pipelined(pf, s.par, "prefill", _boundary(s, batch / m * prompt_tokens), s.pm.idle_w, m)
+
+
+def decode(s, batch, prompt_tokens, output_tokens, cuda_graph):
+    """(coefficients, decode total, mid-step function) over the split."""
+    from simulator import decode as dec_mod
+    m = _micro(s, batch)
+    b = batch / m if m > 1 else batch
+    co = dec_mod.decode_coeffs(s, b)
+    total = dec_mod.decode_total(s, co, prompt_tokens, output_tokens, cuda_graph)
+    total = _overlapped(total, co.pairs0, s, total.steps)
+    if s.par is not None:
+        total = pipelined(total, s.par, "decode", total.steps * _boundary(s, b), s.pm.idle_w, m)
+
+    def mid():
+        step = dec_mod.decode_step_at(s, co, prompt_tokens + max(output_tokens // 2, 1), cuda_graph)
+        step = _overlapped(step, step.pairs, s)
+        return step if s.par is None else pipelined(step, s.par, "decode", _boundary(s, b), s.pm.idle_w, m)
+    return co, total, mid
+
+
+__all__ = ["Topology", "attach", "check", "critical_path_s", "group_link", "hidden_comm_s", "layer_graph",
+           "links", "pipelined", "prefill", "decode", "kv_share", "topology", "weight_bytes_per_gpu"]

@@ -43,6 +43,11 @@ class Parallel(BaseModel):
         return self.expert_parallel if self.data_parallel_attention else self.tensor_parallel
 
     @property
+    def plain_tensor_parallel(self) -> bool:
+        """Only tensor parallelism: every weight (norms and router included) counted as split t ways."""
+        return self.pipeline_parallel == 1 and self.expert_parallel == 1 and not self.data_parallel_attention
+
+    @property
     def n_gpus(self) -> int:
         return self.gpus_per_stage * self.pipeline_parallel
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from hwspecs.schema import DTYPES, Dtype
 from workloads import kv_methods
+from workloads.parallel import Parallel
 
 # Checks of one value by name: the one place a count, a dtype, a flag or a positive quantity is validated
 # (Scenario's fields, the API's keyword arguments, sweep axes and kernel shapes all call these).
@@ -19,7 +20,8 @@ from workloads import kv_methods
 COUNT_LIMITS = {"batch": 1_000_000, "prompt_tokens": 100_000_000, "output_tokens": 100_000_000,
                 "context_tokens": 100_000_000, "tensor_parallel": 1024, "kv_block_tokens": 1_000_000,
                 "concurrent_users": 1_000_000, "n_ranks": 1_000_000,
-                "prefill_chunk_tokens": 100_000_000}
+                "prefill_chunk_tokens": 100_000_000, "pipeline_parallel": 1024, "expert_parallel": 4096,
+                "micro_batches": 4096}
 MAX_COUNT = 2 ** 53
 # Positive quantities (W, Hz …): finite, > 0 and below these.
 QUANTITY_LIMITS = {"power_cap_w": 1e5, "sm_clock_hz": 1e11, "memory_utilization_frac": 1.0}
@@ -73,7 +75,9 @@ def check_activation_dtype(value) -> str:
     return check_dtype("activation_dtype", value)
 
 
-_COUNTS = ("batch", "prompt_tokens", "output_tokens", "tensor_parallel", "kv_block_tokens", "prefill_chunk_tokens")
+_COUNTS = ("batch", "prompt_tokens", "output_tokens", "tensor_parallel", "kv_block_tokens", "prefill_chunk_tokens",
+           "pipeline_parallel", "expert_parallel", "micro_batches")
+_OPTIONAL_COUNTS = ("prefill_chunk_tokens", "micro_batches")
 
 
 class Scenario(BaseModel):
@@ -95,6 +99,9 @@ class Scenario(BaseModel):
       activations and KV (vLLM's ``gpu_memory_utilization``, default 0.9); the rest is the runtime reserve.
     - ``prefill_chunk_tokens``: chunked prefill, at most this many tokens per pass (memory accounting only;
       None: the whole batch's prompts in one pass, as ``ttft_s`` times it).
+    - ``pipeline_parallel``, ``expert_parallel``, ``data_parallel_attention``, ``micro_batches``,
+      ``overlap_comm``, ``collective_algorithm``: the split of one replica over GPUs
+      (``workloads.parallel.Parallel``; ``parallel`` gives it).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -115,13 +122,19 @@ class Scenario(BaseModel):
     memory_utilization_frac: float = 0.9
     prefill_chunk_tokens: int | None = None
     kv_method: str | None = None
+    pipeline_parallel: int = 1
+    expert_parallel: int = 1
+    data_parallel_attention: bool = False
+    micro_batches: int | None = None
+    overlap_comm: bool = False
+    collective_algorithm: Literal["ring", "tree"] = "ring"
 
     @field_validator(*_COUNTS, mode="before")
     @classmethod
     def _count(cls, v, info):
-        return None if v is None and info.field_name == "prefill_chunk_tokens" else check_count(info.field_name, v)
+        return None if v is None and info.field_name in _OPTIONAL_COUNTS else check_count(info.field_name, v)
 
-    @field_validator("cuda_graph", mode="before")
+    @field_validator("cuda_graph", "data_parallel_attention", "overlap_comm", mode="before")
     @classmethod
     def _flag(cls, v, info):
         return check_flag(info.field_name, v)
@@ -136,6 +149,17 @@ class Scenario(BaseModel):
         check_activation_dtype(self.activation_dtype)
         kv_methods.parse(self.kv_method).check_context(self.context_tokens)
         return self
+
+    @property
+    def parallel(self) -> Parallel:
+        return Parallel(tensor_parallel=self.tensor_parallel, pipeline_parallel=self.pipeline_parallel,
+                        expert_parallel=self.expert_parallel, data_parallel_attention=self.data_parallel_attention,
+                        micro_batches=self.micro_batches, overlap_comm=self.overlap_comm)
+
+    @property
+    def n_gpus(self) -> int:
+        """GPUs of one replica."""
+        return self.parallel.n_gpus
 
     def checked(self) -> "Scenario":
         """This scenario re-validated: ``model_copy(update=…)`` skips validation (batch 0 or 2.5 got through)."""
