@@ -21,7 +21,7 @@ from hwspecs.effects import (IMPLS, DecodeAttentionParams, GemmParams, HostParam
                              MemoryParams, PowerParams, PrefillAttentionParams, QuantDecodeAttentionParams)
 
 __all__ = ["IMPLS", "Calibration", "EffectParams", "KernelProfile", "Provenance", "DEFAULT_CALIBRATION",
-           "migrate_flat"]
+           "check_device", "check_whole", "migrate_flat", "missing_fields"]
 
 
 class KernelProfile(BaseModel):
@@ -192,6 +192,51 @@ def migrate_flat(data: dict) -> dict:
             out["host"], out["power"] = grouped.get("host", {}), grouped.get("power", {})
         out[impl] = {g: v for g, v in grouped.items() if g not in ("host", "power")}
     return out
+
+
+# ---- wholeness -----------------------------------------------------------------------------------------
+
+def missing_fields(data: dict, model: type[BaseModel] = Calibration, prefix: str = "") -> list[str]:
+    """Dotted names of the fields a profile mapping leaves out (each would silently take its default).
+    ``provenance`` is metadata, not a parameter: it may be absent."""
+    out = []
+    for name, info in model.model_fields.items():
+        if model is Calibration and name == "provenance":
+            continue
+        if name not in data:
+            out.append(prefix + name)
+        elif isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) and isinstance(data[name], dict):
+            out += missing_fields(data[name], info.annotation, f"{prefix}{name}.")
+    return out
+
+
+def check_whole(data: dict, where: str) -> list[str]:
+    """A profile must name every field, or say ``partial: true`` (then a warning names what defaulted);
+    a flat (pre-group) profile is partial by design. Returns the defaulted fields; raises ValueError for
+    a partial profile that does not say so (a truncated file loaded as defaults before issue 14)."""
+    partial = data.get("partial", False)
+    if not isinstance(partial, bool):
+        raise ValueError(f"{where}: field 'partial' must be true or false, got {partial!r}")
+    flat = _is_flat(data)
+    missing = missing_fields({k: v for k, v in data.items() if k != "partial"} if not flat else migrate_flat(data))
+    if missing and not (partial or flat):
+        raise ValueError(f"{where}: incomplete calibration, {len(missing)} field(s) missing (first: "
+                         f"{', '.join(missing[:3])}); a truncated file? Re-run `hwperf calibrate`, or add "
+                         f"`partial: true` to use the defaults for them")
+    if missing:
+        warnings.warn(f"{where}: partial calibration{' (flat format)' if flat else ''}; defaults used for "
+                      f"{len(missing)} field(s): {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}",
+                      stacklevel=3)
+    return missing
+
+
+def check_device(calibration: Calibration, hardware_id: str) -> Calibration:
+    """Refuse a profile fitted on another device (the public defaults, "default", apply anywhere)."""
+    if calibration.hardware_id not in (hardware_id, "default"):
+        raise ValueError(f"calibration is for {calibration.hardware_id}, not {hardware_id}; to apply another "
+                         f"device's profile ask for the transfer explicitly: calibration='transfer:"
+                         f"{calibration.hardware_id}' (or 'transfer' for the architecture-family prior)")
+    return calibration
 
 
 DEFAULT_CALIBRATION = Calibration(hardware_id="default")

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from hwspecs.atomic import UnsafeWriteError, check_target, write_all, write_atomic  # noqa: F401 - re-exported
-from hwspecs.calibration import Calibration
+from hwspecs.calibration import Calibration, check_whole
 from hwspecs.schema import Hardware, HostMemory, Link, Storage, System
 
 DEVICES_DIR = Path(__file__).parent / "devices"
@@ -158,9 +158,13 @@ def _load_calibration_file(path: str, _mtime_ns: int) -> Calibration:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping of fields")
     try:
-        return Calibration.model_validate(data)
+        cal = Calibration.model_validate({k: v for k, v in data.items() if k != "partial"})
+        check_whole(data, path)  # after validation: a bad value is named before a missing one
     except ValidationError as e:
         raise SpecError(_format_validation(e, path)) from None
+    except ValueError as e:
+        raise SpecError(str(e)) from None
+    return cal
 
 
 def write_calibration(calibration: Calibration, path: str | os.PathLike | None = None) -> Path:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration, KernelProfile
+from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration, KernelProfile, check_device
 from hwspecs.loader import CALIBRATION_DIR, available, load, load_calibration
 from hwspecs.schema import Hardware
 
@@ -65,17 +65,25 @@ def calibration_for(hw: Hardware, calibration="auto") -> Calibration:
     "auto": the committed profile for hw.id, else the architecture-family transfer prior, else defaults.
     None: datasheet peaks with the documented public-measurement defaults (no fitted profile).
     "transfer": force the family prior even when hw has its own profile (to score the transfer rule).
-    A Calibration, or a path to a calibration YAML, is used as given.
+    "transfer:<id or .yaml path>": another device's profile applied to hw, asked for explicitly.
+    A Calibration, or a path to a calibration YAML, is used as given — if it was fitted on hw (or is the
+    public defaults); one for another device is refused (``check_device``).
     """
     if calibration is None:
         return DEFAULT_CALIBRATION
     if isinstance(calibration, Calibration):
-        return calibration
+        return check_device(calibration, hw.id)
     if calibration == "auto":
-        return load_calibration(hw.id) or transfer_calibration(hw)
+        own = load_calibration(hw.id)
+        return check_device(own, hw.id) if own is not None else transfer_calibration(hw)
     if calibration == "transfer":
         return transfer_calibration(hw)
+    if isinstance(calibration, str) and calibration.startswith("transfer:"):
+        src = load_calibration(calibration.removeprefix("transfer:"))
+        if src is None:
+            raise ValueError(f"calibration {calibration!r}: no committed calibration for that id")
+        return src.model_copy(update={"hardware_id": hw.id, "provenance": None})  # labelled "transfer"
     if isinstance(calibration, str) and calibration.endswith((".yaml", ".yml")):
-        return load_calibration(calibration)
-    raise ValueError(f"calibration must be 'auto', 'transfer', None, a Calibration or a .yaml path, "
-                     f"got {calibration!r}")
+        return check_device(load_calibration(calibration), hw.id)
+    raise ValueError(f"calibration must be 'auto', 'transfer', 'transfer:<id>', None, a Calibration or a .yaml "
+                     f"path, got {calibration!r}")
