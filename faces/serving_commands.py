@@ -86,6 +86,7 @@ def _serve_table(r: serving.ServingResult, title: str) -> Table:
 
 def register(app: typer.Typer, friendly, UserError) -> None:
     register_planner(app, friendly)
+    register_fleet(app, friendly)
 
     @app.command()
     @friendly
@@ -220,3 +221,42 @@ def register_planner(app: typer.Typer, friendly) -> None:
             t.add_row(p, display.seconds(s[f"{p}_p50_e2e_s"]), f"{s[f'{p}_p50_impact_frac']:+.1%}",
                       display.seconds(s[f"{p}_p99_e2e_s"]), f"{s[f'{p}_p99_impact_frac']:+.1%}")
         out.print(t)
+
+
+def register_fleet(app: typer.Typer, friendly) -> None:
+    @app.command()
+    @friendly
+    def fleet(hardware: str = typer.Option("dgx-a100-80gb", "--hardware", "-H"),
+              model: str = typer.Option("llama-2-70b", "--model", "-m"),
+              rows: int = typer.Option(16, "--rows", help="rows, each its own power domain and policy"),
+              servers_per_row: int = typer.Option(53, "--servers-per-row"),
+              budget_w: float = typer.Option(260_000.0, "--budget-w", help="power budget per row (W)"),
+              hours: float = typer.Option(24.0, "--hours"),
+              workers: int = typer.Option(2, "--workers", help="local Dask worker processes"),
+              engine: str = typer.Option("vllm-0.6", "--engine"),
+              as_json: bool = typer.Option(False, "--json")):
+        """A fleet of rows under POLCA's policy, partitioned over a local Dask cluster started here."""
+        from faces.fleet import FleetSpec, run_fleet
+        from simulator.serving.loadcurve import load_curves
+        from simulator.serving.oversubscribe import _server_for
+        from simulator.serving.planner import RowWorkload, Server, check_budget
+        from simulator.serving.policy import Policy
+
+        for name, v in (("--rows", rows), ("--servers-per-row", servers_per_row), ("--workers", workers)):
+            if v < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {v}")
+        gpu, server = _server_for(hardware, Server())
+        policy, w = Policy(), RowWorkload(duration_s=hours * 3600.0)
+        inst = serving.instance(gpu, model, tensor_parallel=server.tensor_parallel, engine=engine,
+                                clocks_hz=policy.clocks_hz, max_context_tokens=int(w.prompt_tokens + w.output_tokens))
+        curves = load_curves(inst, w.prompt_tokens, w.output_tokens, 256)
+        check_budget(budget_w, curves, server)
+        table, s = run_fleet(FleetSpec(curves, rows, servers_per_row, budget_w, server, w, policy), n_workers=workers)
+        if as_json:
+            import json
+            out.print_json(json.dumps(s, default=float))
+            return
+        out.print(f"{s['n_servers']:,} servers in {rows} rows × {hours:g} h on {workers} Dask workers: "
+                  f"{s['compute_s']:.1f} s ({s['server_seconds_per_s']:,.0f} server-s/s); {s['brake_events']} brake "
+                  f"events; capped {s['time_capped_frac']:.1%} of the time; P99 E2E high "
+                  f"{display.seconds(s['high_p99_e2e_s'])}, low {display.seconds(s['low_p99_e2e_s'])}")

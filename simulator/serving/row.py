@@ -38,7 +38,6 @@ class RowStats:
     stage: np.ndarray  # (n_t,) int8, policy stage in force
     brake: np.ndarray  # (n_t,) bool
     e2e_hist: np.ndarray  # (2 priorities, bins) request counts
-    ttft_hist: np.ndarray
     served_requests: float = 0.0
     energy_j: float = 0.0
     events: dict = field(default_factory=dict)
@@ -46,7 +45,7 @@ class RowStats:
 
     def merge(self, other: "RowStats") -> "RowStats":
         return RowStats(self.row_power_w + other.row_power_w, np.maximum(self.stage, other.stage),
-                        self.brake | other.brake, self.e2e_hist + other.e2e_hist, self.ttft_hist + other.ttft_hist,
+                        self.brake | other.brake, self.e2e_hist + other.e2e_hist,
                         self.served_requests + other.served_requests, self.energy_j + other.energy_j,
                         {k: self.events.get(k, 0) + other.events.get(k, 0) for k in {**self.events, **other.events}},
                         self.final_backlog + other.final_backlog)
@@ -70,8 +69,10 @@ def hist_percentile(hist: np.ndarray, q: float) -> float:
 
 
 def _bins(x_s: np.ndarray) -> np.ndarray:
-    """Index of each latency's HIST_EDGES_S bin (clipped into the first/last bin)."""
-    k = (np.log(np.maximum(x_s, HIST_MIN_S)) - math.log(HIST_MIN_S)) * (1.0 / HIST_STEP)
+    """Index of each latency's HIST_EDGES_S bin (clipped into the first/last bin; float32 log: 0.25% bins
+    need ~3 digits)."""
+    x = np.maximum(x_s, HIST_MIN_S).astype(np.float32)
+    k = (np.log(x) - np.float32(math.log(HIST_MIN_S))) * np.float32(1.0 / HIST_STEP)
     return np.minimum(k.astype(np.int64), HIST_BINS - 1)
 
 
@@ -88,32 +89,18 @@ class _Block:
         k = np.minimum(pos.astype(np.int64), N_POINTS - 2)
         self.w, self.i = pos - k, k + (lv * N_POINTS)[:, None]
         self.flat, self.slope, self.q, self.served, self.a = flat[0], flat[1], q, served, a
-        self.wait = (q_prev + q) * (0.5 * dt_s / mu[:, None])
+        self.q_both, self.wait_per_request = q_prev + q, 0.5 * dt_s / mu  # mean wait = (q_prev + q)/2 / μ
         self.power = inst_per_server * self.curve(0, self.i, self.w) + non_gpu_w
 
     def curve(self, which, i, w):
-        """Curve ``which`` (0 power, 1 e2e, 2 ttft) at grid index i + w: value + slope·w."""
+        """Curve ``which`` (0 power, 1 e2e) at grid index i + w: value + slope·w."""
         return self.flat[which].take(i) + self.slope[which].take(i) * w
 
-    def latency_mass(self, m, offset, n_grid):
-        """Requests of the first m samples on the curves' grid points (split linearly between the two
-        around each sample's load), per priority × level × point; and, for samples with a backlog (their
-        latency adds a wait), exact (e2e, ttft) histograms."""
-        i, w, a, wait = self.i[:, :m], self.w[:, :m], self.a[:, :m], self.wait[:, :m]
-        queued = wait > 0
-        a_free = np.where(queued, 0.0, a) if queued.any() else a
-        idx = (i + offset[:, None]).ravel()
-        hw = (a_free * w).ravel()
-        mass = (np.bincount(idx, a_free.ravel() - hw, minlength=n_grid)
-                + np.bincount(idx + 1, hw, minlength=n_grid))
-        exact = [np.zeros(2 * HIST_BINS), np.zeros(2 * HIST_BINS)]
-        if queued.any():
-            rows = np.nonzero(queued)
-            pr = offset[rows[0]] // (n_grid // 2)
-            for j, which in enumerate((1, 2)):
-                lat = self.curve(which, i[rows], w[rows]) + wait[rows]
-                exact[j] = np.bincount(_bins(lat) + pr * HIST_BINS, a[rows], minlength=2 * HIST_BINS)
-        return mass, exact
+    def e2e_hist(self, m, offset):
+        """Request-weighted histogram (2 priorities × HIST_BINS) of end-to-end latency, first m samples."""
+        lat = self.curve(1, self.i[:, :m], self.w[:, :m]) + self.q_both[:, :m] * self.wait_per_request[:, None]
+        k = _bins(lat) + offset[:, None]
+        return np.bincount(k.ravel(), weights=self.a[:, :m].ravel(), minlength=2 * HIST_BINS).reshape(2, HIST_BINS)
 
 
 def _walk_ticks(ctrl: Controller, hist_w, t0, t1, period_n, dt_s):
@@ -144,12 +131,10 @@ def simulate_row(curves: LoadCurves, arrivals: np.ndarray, priority: np.ndarray,
     block_n = max(period_n, min(4096, MAX_BLOCK_CELLS // max(n, 1)))
     ctrl = Controller(policy, budget_w) if policy else None
     hist_w, stage_t, brake_t = np.zeros(n_t), np.zeros(n_t, np.int8), np.zeros(n_t, bool)
-    e2e_h, ttft_h = np.zeros((2, HIST_BINS)), np.zeros((2, HIST_BINS))
-    flat = np.stack([c.reshape(-1) for c in (curves.power_w, curves.e2e_s, curves.ttft_s)])
-    slope = np.concatenate([np.diff(flat, axis=1), np.zeros((3, 1))], axis=1)  # to the next point
-    n_grid = 2 * flat.shape[1]  # priority × level × load point
-    offset = priority.astype(np.int64) * flat.shape[1]
-    mass = np.zeros(n_grid)
+    e2e_h = np.zeros((2, HIST_BINS))
+    flat = np.stack([c.reshape(-1) for c in (curves.power_w, curves.e2e_s)])
+    slope = np.concatenate([np.diff(flat, axis=1), np.zeros((2, 1))], axis=1)  # to the next point
+    offset = priority.astype(np.int64) * HIST_BINS
     q, t, served_total, size = np.zeros(n), 0, 0.0, block_n
     while t < n_t:
         stage, brake = 0, False
@@ -163,17 +148,10 @@ def simulate_row(curves: LoadCurves, arrivals: np.ndarray, priority: np.ndarray,
         end = _walk_ticks(ctrl, hist_w, t, t1, period_n, dt_s) if ctrl else t1
         m = end - t
         stage_t[t:end], brake_t[t:end] = stage, brake
-        grid, (he, ht) = b.latency_mass(m, offset, n_grid)
-        mass += grid
-        e2e_h += he.reshape(2, HIST_BINS)
-        ttft_h += ht.reshape(2, HIST_BINS)
+        e2e_h += b.e2e_hist(m, offset)
         served_total += float(b.served[:, :m].sum())
         q, t = b.q[:, m - 1].copy(), end
         # speculate less after a cut (decisions come in runs), more after a block that held
         size = min(block_n, 2 * size) if end == t1 else max(period_n, min(block_n, 2 * m))
-    for j, h in ((1, e2e_h), (2, ttft_h)):  # grid-point masses into the histograms
-        lat = np.tile(flat[j], 2)
-        pr = np.repeat([0, 1], flat.shape[1])
-        h += np.bincount(_bins(lat) + pr * HIST_BINS, mass, minlength=2 * HIST_BINS).reshape(2, HIST_BINS)
-    return RowStats(hist_w, stage_t, brake_t, e2e_h, ttft_h, served_total, float(hist_w.sum() * dt_s),
+    return RowStats(hist_w, stage_t, brake_t, e2e_h, served_total, float(hist_w.sum() * dt_s),
                     dict(ctrl.events) if ctrl else {"cap": 0, "uncap": 0, "brake": 0}, float(q.sum()))
