@@ -9,6 +9,7 @@ from pathlib import Path
 from hwspecs.loader import _format_validation, _parse_yaml, is_yaml_path
 from pydantic import ValidationError
 
+from workloads import hf_config
 from workloads.model import ModelSpec
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -44,10 +45,17 @@ def _builtin(model_id: str) -> ModelSpec:
 
 def load_model(id_or_path: str | os.PathLike) -> ModelSpec:
     text = str(id_or_path)
+    builtin = (MODELS_DIR / f"{text}.yaml").is_file()
+    if not builtin and hf_config.is_hf_source(text):  # a config.json, a folder with one, or a cached hub id
+        try:
+            return hf_config.load_hf_config(text)
+        except hf_config.HFConfigError as e:
+            raise ModelError(str(e)) from None
     if is_yaml_path(text):
         return _load_file(Path(text))
-    if not (MODELS_DIR / f"{text}.yaml").is_file():
-        raise ModelError(f"unknown model id {text!r}; known ids: {', '.join(available_models())}")
+    if not builtin:
+        raise ModelError(f"unknown model id {text!r}; known ids: {', '.join(available_models())} (or a model "
+                         "YAML, a Hugging Face config.json, or a cached hub id org/name)")
     return _builtin(text)
 
 
