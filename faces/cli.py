@@ -9,12 +9,12 @@ from __future__ import annotations
 import functools
 import json
 import math
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich import box
 from rich.table import Table
 
 import hwspecs
@@ -35,6 +35,19 @@ err = Console(stderr=True)
 
 DEFAULT_HARDWARE = "h100-sxm5-80gb"
 DEFAULT_MODEL = "llama-3-8b"
+
+
+# Help shared by the commands' options: choices, units and where to look.
+H_HW = "hardware id, system id (e.g. dgx-h100) or spec YAML path; ids: hwperf list hardware"
+H_MODEL = "model id or model YAML path; ids: hwperf list models"
+H_W = "weight storage dtype: fp32, bf16, fp16, fp8, int8, int4 (int4: fp16 scale per 128 weights)"
+H_A = "activation / matmul dtype: fp32, tf32, bf16, fp16, fp8 (the device needs that unit)"
+H_KV = "KV-cache storage dtype: fp32, bf16, fp16, fp8, int8, int4"
+H_CAL = ("auto (the device's profile, else a same-architecture transfer, else defaults) | none (datasheet "
+         "peaks) | path to a calibration YAML")
+H_TP = "tensor-parallel GPUs per model replica; must divide the query heads (and KV heads, or be a multiple)"
+H_JSON = "machine-readable output (SI units, unit-suffixed keys)"
+H_LIST = "comma-separated; integers also as start:stop:step, e.g. "
 
 
 class UserError(Exception):
@@ -122,19 +135,50 @@ def _stream_csv(path: Path, chunks) -> int:
     return rows[0]
 
 
+def _print_ops(p, wide: bool) -> None:
+    """The per-op table, one row per op and a launch/gap row per pass (pass time − Σ op times); 80 columns
+    unless ``wide``."""
+    df = p.ops
+    cols = ["op", "×", "time", "total", "share", "bound", "FLOP/B"]
+    if wide:
+        cols += ["kind", "FLOPs", "bytes", "power", "clock"]
+    t = Table(title="per-op: time per execution, total = × repeats, share of the pass", box=box.SIMPLE_HEAD,
+              pad_edge=False, collapse_padding=True, title_justify="left")
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("op", "bound", "kind") else "right", no_wrap=c == "op")
+    for phase, g in df.groupby("phase", sort=False):
+        pass_s = p.pass_times_s[phase]
+        t.add_row(f"[b]{phase}[/b] ({display.seconds_short(pass_s)})", *[""] * (len(cols) - 1))
+        for r in g.itertuples():
+            cells = [f"  {r.op}", str(r.n_repeats), display.seconds_short(r.time_s), display.seconds_short(r.total_time_s),
+                     f"{r.total_time_s / pass_s:.0%}", r.bound, f"{r.intensity_flops_per_byte:,.0f}"]
+            if wide:
+                cells += [r.kind, f"{r.flops:.3g}", display.size(r.hbm_bytes), f"{r.power_w:.0f} W",
+                          f"{r.clock_hz / 1e6:.0f} MHz"]
+            t.add_row(*cells)
+        gap = pass_s - g.total_time_s.sum()
+        t.add_row("  launch + gaps", "", "", display.seconds_short(gap), f"{gap / pass_s:.0%}", "launch", "",
+                  *([""] * 5 if wide else []))
+    if wide:
+        from rich.console import Console
+        Console(width=max(out.width, 150)).print(t)
+    else:
+        out.print(t)
+
+
 @app.command()
 @friendly
 def predict(
-    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H", help="hardware id or spec YAML path"),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="model id or model YAML path"),
-    batch: int = typer.Option(16, help="sequences decoded together"),
-    prompt_tokens: int = typer.Option(2048, help="prompt length per sequence"),
-    output_tokens: int = typer.Option(256, help="generated tokens per sequence"),
-    weight_dtype: str = typer.Option("bf16"),
-    activation_dtype: str = typer.Option("bf16"),
-    kv_dtype: str = typer.Option("bf16"),
+    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H", help=H_HW),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=H_MODEL),
+    batch: int = typer.Option(16, help="requests decoded together (static batch)"),
+    prompt_tokens: int = typer.Option(2048, help="prompt length per request, tokens"),
+    output_tokens: int = typer.Option(256, help="generated tokens per request"),
+    weight_dtype: str = typer.Option("bf16", help=H_W),
+    activation_dtype: str = typer.Option("bf16", help=H_A),
+    kv_dtype: str = typer.Option("bf16", help=H_KV),
     cuda_graph: bool = typer.Option(True, "--cuda-graph/--eager", help="decode from CUDA graphs or eagerly"),
-    tensor_parallel: int = typer.Option(1, help="GPUs sharing each layer (attention heads, FFN columns)"),
+    tensor_parallel: int = typer.Option(1, help=H_TP),
     pipeline_parallel: int = typer.Option(1, help="pipeline stages (consecutive layers per stage), e.g. 2"),
     expert_parallel: int = typer.Option(1, help="GPUs the MoE experts are split over, e.g. 8"),
     data_parallel_attention: bool = typer.Option(False, "--data-parallel-attention",
@@ -143,12 +187,13 @@ def predict(
     micro_batches: Optional[int] = typer.Option(None, help="pipeline micro-batches (default: pipeline_parallel)"),
     overlap_comm: bool = typer.Option(False, "--overlap-comm", help="overlap collectives with the next block"),
     collective_algorithm: str = typer.Option("ring", help="ring | tree"),
-    calibration: str = typer.Option("auto", help="auto | none | path to a calibration YAML"),
+    calibration: str = typer.Option("auto", help=H_CAL),
     state: str = typer.Option("sustained", help="sustained (continuous load, power-limited clock) | burst"),
     power_cap: Optional[float] = typer.Option(None, "--power-cap", help="power limit in W (what-if)"),
     sm_clock: Optional[float] = typer.Option(None, "--sm-clock", help="locked SM clock in MHz (what-if)"),
-    ops: bool = typer.Option(False, "--ops", help="also print the per-op table"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    ops: bool = typer.Option(False, "--ops", help="also print the per-op table (80 columns; --wide for every column)"),
+    wide: bool = typer.Option(False, "--wide", help="per-op table with every column (FLOPs, bytes, power, clock)"),
+    as_json: bool = typer.Option(False, "--json", help=H_JSON),
 ):
     """Predict TTFT, TPOT, throughput, power, energy, memory and concurrency for one serving scenario."""
     sc = workloads.Scenario(batch=batch, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
@@ -190,64 +235,107 @@ def predict(
         t.add_row(k, v)
     out.print(t)
     if ops:
-        df = p.ops
-        ot = Table(title="per-op (time per execution; total = × repeats)")
-        for c in ("phase", "op", "kind", "n_repeats", "flops", "hbm_bytes", "time_s", "total_time_s", "bound",
-                  "power", "clock"):
-            ot.add_column(c)
-        for r in df.itertuples():
-            ot.add_row(r.phase, r.op, r.kind, str(r.n_repeats), f"{r.flops:.3g}", display.size(r.hbm_bytes),
-                       display.seconds(r.time_s), display.seconds(r.total_time_s), r.bound, f"{r.power_w:.0f} W",
-                       f"{r.clock_hz / 1e6:.0f} MHz")
-        out.print(ot)
+        _print_ops(p, wide)
 
 
-class ListWhat(str, Enum):
-    hardware = "hardware"
-    models = "models"
-    all = "all"
+LIST_WHAT = ("hardware", "models", "all")
 
 
-@app.command("list")
+def _hardware_rows(ids) -> list[dict]:
+    """Key figures of each GPU: memory, bandwidth, dense bf16/fp8 FLOP/s, TDP and calibration source."""
+    from simulator.trust import resolve_trust
+
+    rows = []
+    for i in ids:
+        hw = hwspecs.load(i)
+        rows.append({"id": i, "name": hw.name, "memory_bytes": hw.memory_bytes,
+                     "memory_bandwidth_bytes_per_s": hw.memory_bandwidth_bytes_per_s,
+                     "bf16_flops_per_s": hw.peak_flops_per_s.get("bf16"),
+                     "fp8_flops_per_s": hw.peak_flops_per_s.get("fp8"), "tdp_w": hw.tdp_w,
+                     "calibration": resolve_trust(hw, "auto").source})
+    return rows
+
+
+@app.command("list", help="List built-in specs: hardware (GPUs with memory, bandwidth, dense FLOP/s, TDP and "
+             "calibration source), models, or all (also links, host memory, SSDs, systems). "
+             "Example: hwperf list hardware --json")
 @friendly
-def list_(what: ListWhat = typer.Argument(ListWhat.hardware, help="hardware | models | all"),
-          as_json: bool = typer.Option(False, "--json")):
-    """List the built-in hardware specs or model presets."""
-    if what in (ListWhat.models,):
-        items = [{"id": i, "name": workloads.load_model(i).name,
-                  "params": workloads.load_model(i).total_params} for i in workloads.available_models()]
+def list_(what: str = typer.Argument("hardware", help="hardware | models | all"),
+          as_json: bool = typer.Option(False, "--json", help=H_JSON)):
+    if what not in LIST_WHAT:
+        raise UserError(f"list takes one of {', '.join(LIST_WHAT)}, got {what!r}")
+    if what == "models":
+        ms = [workloads.load_model(i) for i in workloads.available_models()]
+        items = [{"id": m.id, "name": m.name, "params": m.total_params, "max_context_tokens": m.max_context_tokens}
+                 for m in ms]
+    elif what == "hardware":
+        items = _hardware_rows(hwspecs.available("gpu"))
     else:
-        items = [{"id": i, "kind": hwspecs.load(i).kind, "name": hwspecs.load(i).name} for i in hwspecs.available()
-                 if what == ListWhat.all or hwspecs.load(i).kind == "gpu"]
+        items = [{"id": i, "kind": hwspecs.load(i).kind, "name": hwspecs.load(i).name} for i in hwspecs.available()]
     if as_json:
         out.print_json(json.dumps(items))
         return
-    t = Table(title=what.value)
-    for c in items[0]:
-        t.add_column(c)
-    for it in items:
-        t.add_row(*(f"{v / 1e9:.2f} B" if k == "params" else str(v) for k, v in it.items()))
+    t = Table(title=what, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    if what == "hardware":
+        t.title = "GPUs: memory (GiB), memory bandwidth (TB/s), dense tensor TFLOP/s, TDP (W)"
+        for c in ("id", "memory", "TB/s", "bf16 TFLOP/s", "fp8 TFLOP/s", "TDP", "calibration"):
+            t.add_column(c, justify="left" if c in ("id", "calibration") else "right",
+                         no_wrap=c in ("id", "calibration"))
+        for r in items:
+            t.add_row(r["id"], f"{r['memory_bytes'] / 2**30:.0f} GiB", f"{r['memory_bandwidth_bytes_per_s'] / 1e12:.2f}",
+                      f"{r['bf16_flops_per_s'] / 1e12:,.0f}" if r["bf16_flops_per_s"] else "—",
+                      f"{r['fp8_flops_per_s'] / 1e12:,.0f}" if r["fp8_flops_per_s"] else "—",
+                      f"{r['tdp_w']:.0f} W", r["calibration"])
+    else:
+        for c in items[0]:
+            t.add_column(c)
+        for it in items:
+            t.add_row(*(f"{v / 1e9:.2f} B" if k == "params" else f"{v:,}" if isinstance(v, int) else str(v)
+                        for k, v in it.items()))
     out.print(t)
+
+
+SWEEP_AXES = ("batch", "prompt_tokens", "output_tokens", "weight_dtype", "kv_dtype", "activation_dtype",
+              "tensor_parallel", "state", "power_cap_w")
+
+
+def _sweep_table(df, title: str, max_rows: int = 200):
+    """The swept axes (those with more than one value; batch if none), then the results; 80 columns.
+    Points that cannot run show their limit (memory / context) instead of a ✓."""
+    axes = [a for a in SWEEP_AXES if a in df and df[a].nunique() > 1] or ["batch"]
+    t = Table(title=title + ("" if len(df) <= max_rows else f" (first {max_rows}; --csv for all)"),
+              box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title_justify="left")
+    short = {"prompt_tokens": "prompt", "output_tokens": "output", "tensor_parallel": "TP",
+             "weight_dtype": "W", "kv_dtype": "KV", "activation_dtype": "act", "power_cap_w": "cap W"}
+    for a in axes:
+        t.add_column(short.get(a, a), justify="right")
+    for c in ("TTFT", "TPOT", "tok/s", "memory", "conc", "fits"):
+        t.add_column(c, justify="right")
+    for r in df.head(max_rows).itertuples():
+        fits = "✓" if r.fits else f"✗ {getattr(r, 'limit', '')}".strip()
+        t.add_row(*(str(getattr(r, a)) for a in axes), display.seconds_short(r.ttft_s), display.seconds_short(r.tpot_s),
+                  f"{r.decode_tokens_per_s:,.0f}", display.gib(r.peak_memory_bytes), f"{r.max_concurrency:,}", fits)
+    return t
 
 
 @app.command()
 @friendly
 def sweep(
-    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H"),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
-    batch: str = typer.Option("1,2,4,8,16,32,64,128", help="list, e.g. 1,8,64 or 1:256:8"),
-    prompt_tokens: str = typer.Option("2048"),
-    output_tokens: str = typer.Option("256"),
-    weight_dtype: str = typer.Option("bf16", help="comma-separated dtypes"),
-    kv_dtype: str = typer.Option("bf16", help="comma-separated dtypes"),
-    activation_dtype: str = typer.Option("bf16"),
-    tensor_parallel: str = typer.Option("1"),
-    cuda_graph: bool = typer.Option(True, "--cuda-graph/--eager"),
-    calibration: str = typer.Option("auto"),
+    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H", help=H_HW),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=H_MODEL),
+    batch: str = typer.Option("1,2,4,8,16,32,64,128", help=H_LIST + "1,8,64 or 1:256:8 (requests per batch)"),
+    prompt_tokens: str = typer.Option("2048", help=H_LIST + "512,2048,8192 (tokens)"),
+    output_tokens: str = typer.Option("256", help=H_LIST + "128,256 (tokens)"),
+    weight_dtype: str = typer.Option("bf16", help="comma-separated weight dtypes: fp32, bf16, fp16, fp8, int8, int4"),
+    kv_dtype: str = typer.Option("bf16", help="comma-separated KV dtypes: fp32, bf16, fp16, fp8, int8, int4"),
+    activation_dtype: str = typer.Option("bf16", help="comma-separated activation dtypes: fp32, tf32, bf16, fp16, fp8"),
+    tensor_parallel: str = typer.Option("1", help=H_LIST + "1,2,4,8 (GPUs per replica)"),
+    cuda_graph: bool = typer.Option(True, "--cuda-graph/--eager", help="decode from CUDA graphs or eagerly"),
+    calibration: str = typer.Option("auto", help=H_CAL),
     state: str = typer.Option("sustained", help="comma-separated: sustained, burst"),
     power_cap: Optional[str] = typer.Option(None, "--power-cap", help="comma-separated power caps in W"),
     csv: Optional[Path] = typer.Option(None, "--csv", help="write all rows to this CSV file (atomically)"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=H_JSON),
 ):
     """Cartesian sweep over scenario fields; one row per point."""
     args = dict(batch=_ints("batch", batch), prompt_tokens=_ints("prompt_tokens", prompt_tokens),
@@ -268,28 +356,19 @@ def sweep(
     if as_json:
         out.print_json(json.dumps(df.to_dict(orient="records"), default=_json_default))
     elif csv is None:
-        t = Table(title=f"{model} on {hardware}: {len(df)} points")
-        cols = ["batch", "prompt_tokens", "output_tokens", "weight_dtype", "kv_dtype", "ttft_s", "tpot_s",
-                "decode_tokens_per_s", "peak_memory_bytes", "fits"]
-        for c in cols:
-            t.add_column(c)
-        for r in df.head(200).itertuples():
-            t.add_row(str(r.batch), str(r.prompt_tokens), str(r.output_tokens), str(r.weight_dtype),
-                      str(r.kv_dtype), display.seconds(r.ttft_s), display.seconds(r.tpot_s),
-                      f"{r.decode_tokens_per_s:,.0f}", display.size(r.peak_memory_bytes), str(r.fits))
-        out.print(t)
+        out.print(_sweep_table(df, f"{model} on {hardware}: {len(df)} points"))
 
 
 @app.command()
 @friendly
 def bounds(
-    hardware: str = typer.Option("a100-sxm4-80gb", "--hardware", "-H"),
-    model: str = typer.Option("yi-34b", "--model", "-m"),
-    context: str = typer.Option("4096,50000", help="context lengths"),
-    kv_dtype: str = typer.Option("bf16"),
-    tensor_parallel: int = typer.Option(1, help="GPUs sharing the model (adds their HBM)"),
-    calibration: str = typer.Option("auto"),
-    as_json: bool = typer.Option(False, "--json"),
+    hardware: str = typer.Option("a100-sxm4-80gb", "--hardware", "-H", help=H_HW),
+    model: str = typer.Option("yi-34b", "--model", "-m", help=H_MODEL),
+    context: str = typer.Option("4096,50000", help=H_LIST + "4096,50000,200000 (tokens per request)"),
+    kv_dtype: str = typer.Option("bf16", help=H_KV),
+    tensor_parallel: int = typer.Option(1, help="GPUs sharing the model (their memory adds up); same rules as predict"),
+    calibration: str = typer.Option("auto", help=H_CAL),
+    as_json: bool = typer.Option(False, "--json", help=H_JSON),
 ):
     """Fu's four long-context bounds (arXiv 2405.08944): prefill, decode, concurrency, context switch."""
     df = simulator.long_context_bounds(hardware, model, _ints("context", context),
@@ -345,15 +424,15 @@ def _shape_args(name: str, items: list[str]) -> dict:
 @friendly
 def kernel(
     name: str = typer.Argument(..., help=" | ".join(simulator.KINDS)),
-    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H"),
+    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H", help=H_HW),
     shape: list[str] = typer.Option([], "--shape", "-s", help="key=value, e.g. -s m=4096 -s n=4096 -s k=4096"),
     impl: str = typer.Option("vendor", help="vendor | triton"),
-    calibration: str = typer.Option("auto"),
+    calibration: str = typer.Option("auto", help=H_CAL),
     state: str = typer.Option("sustained", help="sustained (run back to back, power-limited) | burst (after idle)"),
     launch: str = typer.Option("graph", help="graph (GPU time) | eager (one call timed alone, host launch included)"),
     power_cap: Optional[float] = typer.Option(None, "--power-cap", help="power limit in W (what-if)"),
     sm_clock: Optional[float] = typer.Option(None, "--sm-clock", help="locked SM clock in MHz (what-if)"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=H_JSON),
 ):
     kw = _shape_args(name, shape)
     kp = simulator.predict_kernel(hardware, name, calibration=_calibration_arg(calibration), impl=impl, state=state,
@@ -373,18 +452,18 @@ def kernel(
 @app.command()
 @friendly
 def power(
-    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H"),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
+    hardware: str = typer.Option(DEFAULT_HARDWARE, "--hardware", "-H", help=H_HW),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=H_MODEL),
     caps: Optional[str] = typer.Option(None, help="power caps in W, e.g. 700,560,420,350 (default 100-50% of TDP)"),
-    batch: int = typer.Option(16),
-    prompt_tokens: int = typer.Option(2048),
-    output_tokens: int = typer.Option(256),
-    tensor_parallel: int = typer.Option(1),
-    weight_dtype: str = typer.Option("bf16"),
-    kv_dtype: str = typer.Option("bf16"),
-    calibration: str = typer.Option("auto"),
+    batch: int = typer.Option(16, help="requests decoded together"),
+    prompt_tokens: int = typer.Option(2048, help="prompt length per request, tokens"),
+    output_tokens: int = typer.Option(256, help="generated tokens per request"),
+    tensor_parallel: int = typer.Option(1, help=H_TP),
+    weight_dtype: str = typer.Option("bf16", help=H_W),
+    kv_dtype: str = typer.Option("bf16", help=H_KV),
+    calibration: str = typer.Option("auto", help=H_CAL),
     chart: Optional[Path] = typer.Option(None, "--chart", help="also write a PNG chart here (atomically)"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=H_JSON),
 ):
     """TTFT, TPOT, throughput, power and J/token against the power cap (sustained operation)."""
     cap_list = [float(c) for c in _ints("caps", caps)] if caps else power_report.default_caps_w(hardware)

@@ -110,7 +110,7 @@ def register(app: typer.Typer, friendly, UserError) -> None:
               slo_ttft_ms: Optional[float] = typer.Option(None, "--slo-ttft-ms", help="TTFT SLO (ms) for goodput"),
               slo_tpot_ms: Optional[float] = typer.Option(None, "--slo-tpot-ms", help="TPOT SLO (ms) for goodput"),
               sm_clock: Optional[float] = typer.Option(None, "--sm-clock", help="locked SM clock (MHz)"),
-              seed: int = typer.Option(0, "--seed"),
+              seed: int = typer.Option(0, "--seed", help="random seed of the generated arrivals and lengths"),
               requests_csv: Optional[Path] = typer.Option(None, "--requests-csv", help="write per-request rows"),
               series_csv: Optional[Path] = typer.Option(None, "--series-csv", help="write 1-s power/queue series"),
               as_json: bool = typer.Option(False, "--json", help="print the summary as JSON (SI units)")):

@@ -6,6 +6,7 @@ Registered on the main CLI by ``faces.cli``. Only the command line lives here; t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -42,11 +43,17 @@ def register(app: typer.Typer, friendly, UserError) -> None:
                                                               "validate/measurements/<id>)"),
                   out: Optional[Path] = typer.Option(None, help="calibration YAML (default hwspecs/calibration/<id>.yaml)"),
                   force: bool = typer.Option(False, "--force", help="write even if a gate refuses (reasons go into "
-                                             "the profile's provenance)")):
+                                             "the profile's provenance)"),
+                  as_json: bool = typer.Option(False, "--json", help="print where it wrote and the case counts as JSON")):
         """Fit the effect parameters from measurements and write the calibration (atomically), if every
         gate passes: device, duplicates, cases per group, parameters at bounds, held-out error vs datasheet."""
         res, path = workflows.run_calibrate(hardware, measurements or workflows.MEASUREMENTS_DIR / hardware, out,
                                             force=force)
+        if as_json:
+            typer.echo(json.dumps({"path": str(Path(path).resolve()),
+                                   "n_fit_cases": res.calibration.provenance.n_fit_cases,
+                                   "n_score_cases": res.calibration.provenance.n_score_cases}))
+            return
         typer.echo(f"wrote {path} ({res.calibration.provenance.n_fit_cases} fit cases, "
                    f"{res.calibration.provenance.n_score_cases} held out)")
         for line in workflows.fit_report(res):
@@ -54,13 +61,15 @@ def register(app: typer.Typer, friendly, UserError) -> None:
 
     @app.command()
     @friendly
-    def compare(hardware: str = typer.Option(..., "--hardware", "-H"),
-                measurements: Optional[Path] = typer.Option(None),
+    def compare(hardware: str = typer.Option(..., "--hardware", "-H", help="hardware id whose measurements to score"),
+                measurements: Optional[Path] = typer.Option(None, help="folder with kernels.csv (default "
+                                                            "validate/measurements/<id>)"),
                 out: Optional[Path] = typer.Option(None, help="output folder (default the measurements folder)"),
                 transfer_from: Optional[str] = typer.Option(None, help="also score another device's calibration "
                                                             "applied to this one, e.g. h100-sxm5-80gb"),
                 rerun_of: Optional[Path] = typer.Option(None, help="another run's measurements folder for the same "
-                                                        "GPU model: also print how much the two runs disagree")):
+                                                        "GPU model: also print how much the two runs disagree"),
+                as_json: bool = typer.Option(False, "--json", help="print the summary as JSON records")):
         """Predicted vs measured per case and per kernel class (held-out split), plus a PNG plot."""
         import pandas as pd
 
@@ -69,6 +78,11 @@ def register(app: typer.Typer, friendly, UserError) -> None:
         rerun = None if rerun_of is None else workflows.rerun_difference(rerun_of, folder)
         _, summary = workflows.run_compare(hardware, folder, out or folder, transfer_from=transfer_from)
         tables = [summary] if rerun is None else [summary, rerun]
+        dest = (out or folder).resolve()
+        if as_json:
+            typer.echo(json.dumps({"folder": str(dest), "summary": summary.to_dict(orient="records"),
+                                   "rerun_difference": None if rerun is None else rerun.to_dict(orient="records")}))
+            return
         with pd.option_context("display.width", 200, "display.max_rows", 200):
             for table in tables:
                 typer.echo(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
@@ -76,3 +90,4 @@ def register(app: typer.Typer, friendly, UserError) -> None:
         if dropped:
             typer.echo(f"dropped {len(dropped)} rows with no positive finite median_s: {', '.join(dropped[:10])}"
                        + (" …" if len(dropped) > 10 else ""), err=True)
+        typer.echo(f"wrote compare_cases.csv, compare_summary.csv and compare.png to {dest}", err=True)

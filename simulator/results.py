@@ -131,6 +131,12 @@ class Prediction:
                           ops_frame("decode", self._mid.pairs, self._pm, self._mid.clock_frac)],
                          ignore_index=True)
 
+    @property
+    def pass_times_s(self) -> dict:
+        """Each pass as the user sees it: {"prefill": ttft_s, "decode": the mid-decode step} (s); the per-op
+        table's ``total_time_s`` sums to less — the difference is launch overhead and gaps between kernels."""
+        return {"prefill": self.ttft_s, "decode": float(self._mid.time_s)}
+
     def summary(self) -> dict:
         return {"hardware": self.hardware_id, "model": self.model_id, **self.scenario.model_dump(),
                 "ttft_s": self.ttft_s, "tpot_s": self.tpot_s, "e2e_s": self.e2e_s,
