@@ -98,6 +98,29 @@ def triton_uses_persistent(m, n, k, sixteen_bit=True):
     return sixteen_bit & (m > TRITON_SMALL_M) & (flops(m, n, k) >= TRITON_PERSISTENT_MIN_FLOPS)
 
 
+# What kernels/gemm.py runs on: fp16, bf16 and fp8 operands (``matmul`` refuses others); fp8 needs compute
+# capability >= 8.9 (Ada, Hopper, Blackwell); the persistent TMA kernel needs capability >= 9 (``_tma_eligible``:
+# Hopper sm_90, Blackwell sm_100/sm_120 — NVIDIA, https://docs.nvidia.com/cuda/cuda-c-programming-guide/
+# index.html#compute-capabilities). hwspecs names the architecture, which fixes the capability.
+TRITON_DTYPES = ("fp16", "bf16", "fp8")
+FP8_ARCHITECTURES = ("ada", "hopper", "blackwell")
+TMA_ARCHITECTURES = ("hopper", "blackwell")
+
+
+def has_tma(hw) -> bool:
+    return hw.vendor == "nvidia" and hw.architecture in TMA_ARCHITECTURES
+
+
+def check_triton_dtype(hw, dtype: str) -> None:
+    """Refuse a Triton GEMM the kernel cannot run (a prediction for a kernel that does not exist)."""
+    if dtype not in TRITON_DTYPES:
+        raise ValueError(f"impl='triton': hwperf's Triton GEMM (kernels/gemm.py) runs {', '.join(TRITON_DTYPES)}, "
+                         f"not dtype {dtype!r}; use impl='vendor'")
+    if dtype == "fp8" and not (hw.vendor == "nvidia" and hw.architecture in FP8_ARCHITECTURES):
+        raise ValueError(f"impl='triton': an fp8 GEMM needs compute capability >= 8.9 (Ada, Hopper, Blackwell); "
+                         f"{hw.id} is {hw.vendor} {hw.architecture}")
+
+
 # ---- time ---------------------------------------------------------------------------------------------
 
 def tiled_s(m, n, k, tm, tn, groups, n_sms, rate_flops_per_s, split_k: bool, xp=np, overhead_dim=0.0):
@@ -125,10 +148,11 @@ def _autotuned_s(m, n, k, tiles, groups, n_sms, rate_flops_per_s, overhead_dim, 
     return best
 
 
-def compute_s(m, n, k, dtype, peak_flops_per_s, n_sms, prm, groups=1.0, xp=np):
+def compute_s(m, n, k, dtype, peak_flops_per_s, n_sms, prm, groups=1.0, xp=np, tma=True):
     """Compute time of ``groups`` GEMMs of m × n × k. Vendor (cuBLAS): the fitted tile, a shorter one
     for skinny M, split-K below one wave. Triton: the pointer or the persistent kernel as kernels/gemm.py
-    dispatches, each the fastest of the tiles its autotuner tries, no split-K."""
+    dispatches (the persistent one only where the device has TMA, ``tma``), each the fastest of the tiles
+    its autotuner tries, no split-K."""
     g = prm.gemm
     eight_bit = dtype in ("fp8", "int8")
     rate = peak_flops_per_s
@@ -137,7 +161,7 @@ def compute_s(m, n, k, dtype, peak_flops_per_s, n_sms, prm, groups=1.0, xp=np):
         tm = xp.minimum(float(g.tile[0]), m_pow2(m, xp))
         return tiled_s(m, n, k, tm, float(g.tile[1]), groups, n_sms, rate * eff, True, xp)
     t = _autotuned_s(m, n, k, TRITON_POINTER_TILES, groups, n_sms, rate * eff, g.tile_overhead_dim, xp, pruned=True)
-    if eight_bit:
+    if eight_bit or not tma:
         return t
     t_p = _autotuned_s(m, n, k, TRITON_PERSISTENT_TILES, groups, n_sms, rate * g.persistent_efficiency_frac,
                        g.tile_overhead_dim, xp)
@@ -146,8 +170,10 @@ def compute_s(m, n, k, dtype, peak_flops_per_s, n_sms, prm, groups=1.0, xp=np):
 
 def time(op: Op, hw, prm, xp, link_bytes_per_s, host_link_bytes_per_s):
     s = op.shape
+    if prm.impl == "triton":
+        check_triton_dtype(hw, op.compute_dtype)
     tc = compute_s(s["m"], s["n"], s["k"], op.compute_dtype, hw.peak(op.compute_dtype), hw.n_sms, prm,
-                   s.get("groups", 1.0), xp)
+                   s.get("groups", 1.0), xp, tma=has_tma(hw))
     tm = op.hbm_bytes / (hw.memory_bandwidth_bytes_per_s * prm.gemm.gemv_efficiency_frac)
     return tc, tm, prm.gemm.latency_s, 0.0
 
