@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from hwspecs.effects import (IMPLS, DecodeAttentionParams, GemmParams, HostParams, LaunchParams, LinkParams,
-                             MemoryParams, PowerParams, PrefillAttentionParams, QuantDecodeAttentionParams)
+                             MemoryParams, PowerParams, PrefillAttentionParams, QuantDecodeAttentionParams,
+                             W4A16GemmParams)
 
 __all__ = ["IMPLS", "Calibration", "EffectParams", "KernelProfile", "Provenance", "DEFAULT_CALIBRATION",
            "check_device", "check_whole", "migrate_flat", "missing_fields"]
@@ -36,6 +37,7 @@ class KernelProfile(BaseModel):
     link: LinkParams = LinkParams()
     launch: LaunchParams = LaunchParams()
     attention_decode_quant: QuantDecodeAttentionParams = QuantDecodeAttentionParams()
+    gemm_w4a16: W4A16GemmParams = W4A16GemmParams()
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class EffectParams:
     link: LinkParams = LinkParams()
     launch: LaunchParams = LaunchParams()
     attention_decode_quant: QuantDecodeAttentionParams = QuantDecodeAttentionParams()
+    gemm_w4a16: W4A16GemmParams = W4A16GemmParams()
     host: HostParams = HostParams()
     power: PowerParams = PowerParams()
 

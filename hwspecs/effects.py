@@ -130,6 +130,17 @@ class QuantDecodeAttentionParams(_Group):
         return self.stream_2bit_frac if bits <= 2 else self.stream_4bit_frac if bits <= 4 else self.stream_8bit_frac
 
 
+class W4A16GemmParams(_Group):
+    """hwperf's W4A16 Triton GEMM (``simulator.kinds.gemm_w4a16``). Defaults: the bf16 GEMM's 0.80 of peak
+    and GEMV's 0.80 of HBM until fitted; no public figure for the dequantization rate (0.5 of fp32)."""
+
+    NAME: ClassVar[str] = "gemm_w4a16"
+    efficiency_frac: float = fit_field(0.80, fit=FRAC_FIT, gt=0, le=1.2)
+    stream_frac: float = fit_field(0.80, fit=FRAC_FIT, gt=0, le=1.2)
+    dequant_frac: float = fit_field(0.5, fit=(0.01, 1.2), gt=0, le=1.2)
+    latency_s: float = fit_field(4.0e-6, fit=LATENCY_FIT, ge=0)
+
+
 class MemoryParams(_Group):
     """Bandwidth-bound kernels that are not attention: device copies and elementwise/norm kernels."""
 
@@ -221,7 +232,7 @@ class PowerParams(_Group):
 
 
 KERNEL_GROUPS = (GemmParams, PrefillAttentionParams, DecodeAttentionParams, MemoryParams, LinkParams,
-                 LaunchParams, QuantDecodeAttentionParams)
+                 LaunchParams, QuantDecodeAttentionParams, W4A16GemmParams)
 DEVICE_GROUPS = (HostParams, PowerParams)
 ALL_GROUPS = KERNEL_GROUPS + DEVICE_GROUPS
 

@@ -11,7 +11,7 @@ from simulator.kinds import KINDS, shape_columns
 from simulator.kinds.collective import ALL_GATHER, ALL_REDUCE, ALL_TO_ALL, REDUCE_SCATTER
 
 EXAMPLE = {"int": 64, "bool": True, "dtype": "bf16"}
-EXAMPLE_BY_NAME = {"n_q_heads": 32, "n_kv_heads": 8, "head_dim": 128, "n_ranks": 8, "bytes": 2**26, "bits": 4,
+EXAMPLE_BY_NAME = {"n_q_heads": 32, "n_kv_heads": 8, "head_dim": 128, "n_ranks": 8, "bytes": 2**26, "bits": 4, "k": 128,
                    "group_size": 32}
 
 

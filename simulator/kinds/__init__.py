@@ -10,11 +10,11 @@ on), then host links, GEMM, prefill and decode attention.
 from __future__ import annotations
 
 from simulator.kinds import (attention_decode, attention_decode_quant, attention_prefill, collective, copy, elementwise,
-                             gemm, host_transfer)
+                             gemm, gemm_w4a16, host_transfer)
 from simulator.kinds.base import Op, OpKind, ShapeField, xp_for
 
-_MODULES = (copy, host_transfer, gemm, attention_prefill, attention_decode, attention_decode_quant, elementwise,
-            collective)
+_MODULES = (copy, host_transfer, gemm, gemm_w4a16, attention_prefill, attention_decode, attention_decode_quant,
+            elementwise, collective)
 KINDS: dict[str, OpKind] = {k.name: k for mod in _MODULES for k in mod.KINDS}
 
 

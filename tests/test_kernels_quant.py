@@ -1,0 +1,95 @@
+"""kernels.attention_decode_quant and kernels.gemm_w4a16 against fp64 torch references over the same
+dequantized values; their byte counts against the real buffers. Tolerance: a small multiple of torch's own
+error computing the same thing in the same 16-bit precision. CPU: TRITON_INTERPRET=1 on small ragged shapes."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import simulator
+from kernels import attention_decode_quant as adq
+from kernels import gemm_w4a16 as w4
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def rel_err(x, ref):
+    return ((x.double() - ref.double()).norm() / ref.double().norm()).item()
+
+
+def nbytes(*ts):
+    return sum(t.numel() * t.element_size() for t in ts)
+
+
+@pytest.mark.parametrize("bits", [8, 4, 2])
+@pytest.mark.parametrize("b,hq,hkv,s,d,group,lens,splits", [
+    (2, 4, 2, 97, 64, 32, (97, 50), 2),     # GQA, ragged, split
+    (1, 2, 2, 33, 128, 64, (33,), 1),       # MHA, D=128, one split (direct write)
+    (3, 8, 1, 40, 64, 16, (1, 40, 17), 3),  # MQA, a one-token sequence
+])
+def test_quant_decode_matches_reference(bits, b, hq, hkv, s, d, group, lens, splits):
+    g = torch.Generator().manual_seed(bits * 101 + s)
+    dtype = torch.float16
+    q = torch.randn(b, hq, d, generator=g).to(dtype).to(DEVICE)
+    k = adq.quantize(torch.randn(b, hkv, s, d, generator=g).to(DEVICE), bits, group)
+    v = adq.quantize(torch.randn(b, hkv, s, d, generator=g).to(DEVICE), bits, group)
+    ctx = torch.tensor(lens, dtype=torch.int32, device=DEVICE)
+    out = adq.decode_attention_quant(q, k, v, ctx, bits, num_splits=splits)
+    assert out.shape == q.shape and torch.isfinite(out).all()
+    exact = adq.reference(q, k, v, ctx, bits, dtype=torch.float64)
+    kd, vd = adq.dequantize(*k, bits).to(dtype), adq.dequantize(*v, bits).to(dtype)
+    own = torch.stack([F.scaled_dot_product_attention(
+        q[i:i + 1, :, None], kd[i:i + 1, :, :n].repeat_interleave(hq // hkv, 1),
+        vd[i:i + 1, :, :n].repeat_interleave(hq // hkv, 1))[0, :, 0] for i, n in enumerate(lens)])
+    assert rel_err(out, exact) <= 3 * rel_err(own, exact) + 1e-6
+
+
+def test_quant_decode_bytes_are_the_buffers():
+    b, hq, hkv, s, d, group = 2, 4, 2, 64, 64, 32
+    for bits in (8, 4, 2):
+        k = adq.quantize(torch.randn(b, hkv, s, d), bits, group)
+        v = adq.quantize(torch.randn(b, hkv, s, d), bits, group)
+        q_and_o = 2 * b * hq * d * 2
+        assert adq.hbm_bytes(b, s, hq, hkv, d, bits, group) == nbytes(*k, *v) + q_and_o
+        # the simulator's kind counts the same bytes
+        kp = simulator.predict_kernel("h200-sxm-141gb", "attention_decode_quant", batch=b, context=s, n_q_heads=hq,
+                                      n_kv_heads=hkv, head_dim=d, bits=bits, group_size=group)
+        assert kp.hbm_bytes == pytest.approx(nbytes(*k, *v) + q_and_o)
+
+
+def test_quant_decode_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="bits must be one of 8, 4, 2"):
+        adq.quantize(torch.randn(1, 1, 4, 64), 3, 32)
+    with pytest.raises(ValueError, match="group_size .48. must divide head_dim .64."):
+        adq.quantize(torch.randn(1, 1, 4, 64), 4, 48)
+    with pytest.raises(ValueError, match="group_size"):
+        simulator.predict_kernel("h200-sxm-141gb", "attention_decode_quant", batch=1, context=64, n_q_heads=4,
+                                 n_kv_heads=2, head_dim=128, bits=4, group_size=48)
+    with pytest.raises(ValueError, match="bits must be one of"):
+        simulator.predict_kernel("h200-sxm-141gb", "attention_decode_quant", batch=1, context=64, n_q_heads=4,
+                                 n_kv_heads=2, head_dim=128, bits=3, group_size=32)
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 70, 256), (17, 33, 128), (40, 96, 384)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_w4a16_matches_reference(m, n, k, dtype):
+    g = torch.Generator().manual_seed(m * 7 + n)
+    x = torch.randn(m, k, generator=g).to(dtype).to(DEVICE)
+    packed, scales = w4.quantize(torch.randn(n, k, generator=g).to(DEVICE), 128)
+    y = w4.gemm_w4a16(x, packed, scales)
+    assert y.shape == (m, n) and y.dtype == dtype and torch.isfinite(y).all()
+    exact = w4.reference(x, packed, scales, torch.float64)
+    own = x @ w4.dequantize(packed, scales).to(dtype).t() if DEVICE == "cuda" else \
+        (x.float() @ w4.dequantize(packed, scales).t()).to(dtype)  # CPU: no 16-bit matmul rounding of its own
+    assert rel_err(y, exact) <= 3 * rel_err(own, exact) + 1e-6
+    assert w4.hbm_bytes(m, n, k) == nbytes(x, packed, scales, y)
+
+
+def test_w4a16_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="group_size .100. must be even and divide K"):
+        w4.quantize(torch.randn(8, 256), 100)
+    packed, scales = w4.quantize(torch.randn(8, 256), 128)
+    with pytest.raises(ValueError, match="packed must be uint8"):
+        w4.gemm_w4a16(torch.randn(2, 128).half().to(DEVICE), packed.to(DEVICE), scales.to(DEVICE))
+    with pytest.raises(ValueError, match="k must be a multiple of the group size"):
+        simulator.predict_kernel("h200-sxm-141gb", "gemm_w4a16", m=1, n=64, k=100)
