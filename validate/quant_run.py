@@ -11,6 +11,7 @@ else "sustained"; the clock and power columns give the numbers. Nothing changes 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -36,8 +37,8 @@ def state_of(row: dict, max_clock_hz, power_limit_w) -> str:
 
 def main(out_dir: str | None = None, quick: bool = False) -> Path:
     runner = make_runner(None, quick=quick)
-    runner.cfg.section_budget_s.update(SECTION_BUDGET_S)
-    runner.cfg.case_budget_s = 0.03
+    runner.cfg = dataclasses.replace(runner.cfg, case_budget_s=0.03,
+                                     section_budget_s={**runner.cfg.section_budget_s, **SECTION_BUDGET_S})
     env = runner.env
     folder = Path(out_dir) if out_dir else DEFAULT_OUT_DIR / env.hardware_id
     folder.mkdir(parents=True, exist_ok=True)
