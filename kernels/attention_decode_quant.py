@@ -47,26 +47,31 @@ else:
 
 @triton.jit
 def _unpack_tile(codes_ptr, scale_ptr, zero_ptr, row, n_ok, stride_tok, stride_stok,
-                 HEAD_DIM: tl.constexpr, BITS: tl.constexpr, GROUP: tl.constexpr, BLOCK_N: tl.constexpr):
-    """[BLOCK_N, HEAD_DIM] fp32 values of the tokens at ``row`` (int64 offsets) from packed codes."""
+                 HEAD_DIM: tl.constexpr, BITS: tl.constexpr, GROUP: tl.constexpr, BLOCK_N: tl.constexpr,
+                 RESHAPE: tl.constexpr):
+    """[BLOCK_N, HEAD_DIM] fp32 values of the tokens at ``row`` (int64 offsets) from packed codes.
+    RESHAPE=False: every element loads its own byte and scale (neighbours share addresses, so DRAM sees
+    each byte once) and shifts it in place — no register shuffles. RESHAPE=True: load each byte once,
+    expand [N, D/k, k] and reshape (Triton may route the reshape through shared memory)."""
     PER_BYTE: tl.constexpr = 8 // BITS
-    N_BYTES: tl.constexpr = HEAD_DIM // PER_BYTE
-    N_GROUPS: tl.constexpr = HEAD_DIM // GROUP
-    offs_b = tl.arange(0, N_BYTES)
-    packed = tl.load(codes_ptr + row[:, None] * stride_tok + offs_b[None, :], mask=n_ok[:, None], other=0)
-    shifts = tl.arange(0, PER_BYTE) * BITS
-    codes = (packed.to(tl.int32)[:, :, None] >> shifts[None, None, :]) & ((1 << BITS) - 1)
-    codes = tl.reshape(codes, (BLOCK_N, HEAD_DIM)).to(tl.float32)
-    offs_g = tl.arange(0, N_GROUPS)
-    s_off = row[:, None] * stride_stok + offs_g[None, :]
+    offs_d = tl.arange(0, HEAD_DIM)
+    if RESHAPE:
+        offs_b = tl.arange(0, HEAD_DIM // PER_BYTE)
+        packed = tl.load(codes_ptr + row[:, None] * stride_tok + offs_b[None, :], mask=n_ok[:, None], other=0)
+        shifts = tl.arange(0, PER_BYTE) * BITS
+        codes = (packed.to(tl.int32)[:, :, None] >> shifts[None, None, :]) & ((1 << BITS) - 1)
+        codes = tl.reshape(codes, (BLOCK_N, HEAD_DIM))
+    else:
+        packed = tl.load(codes_ptr + row[:, None] * stride_tok + (offs_d // PER_BYTE)[None, :], mask=n_ok[:, None],
+                         other=0)
+        codes = (packed.to(tl.int32) >> ((offs_d % PER_BYTE) * BITS)[None, :]) & ((1 << BITS) - 1)
+    s_off = row[:, None] * stride_stok + (offs_d // GROUP)[None, :]
     scale = tl.load(scale_ptr + s_off, mask=n_ok[:, None], other=0.0).to(tl.float32)
     zero = tl.load(zero_ptr + s_off, mask=n_ok[:, None], other=0.0).to(tl.float32)
-    scale = tl.reshape(tl.broadcast_to(scale[:, :, None], (BLOCK_N, N_GROUPS, GROUP)), (BLOCK_N, HEAD_DIM))
-    zero = tl.reshape(tl.broadcast_to(zero[:, :, None], (BLOCK_N, N_GROUPS, GROUP)), (BLOCK_N, HEAD_DIM))
-    return codes * scale + zero
+    return codes.to(tl.float32) * scale + zero
 
 
-@triton.autotune(configs=_CONFIGS, key=["HEAD_DIM", "G_PAD", "BITS", "GROUP", "DIRECT"])
+@triton.autotune(configs=_CONFIGS, key=["HEAD_DIM", "G_PAD", "BITS", "GROUP", "DIRECT", "RESHAPE"])
 @triton.jit
 def _quant_split_kernel(
     q_ptr, kc_ptr, ks_ptr, kz_ptr, vc_ptr, vs_ptr, vz_ptr, ctx_ptr, out_ptr, lse_ptr,
@@ -78,7 +83,7 @@ def _quant_split_kernel(
     stride_lb, stride_lh,
     group_size, tokens_per_split,
     HEAD_DIM: tl.constexpr, G_PAD: tl.constexpr, BITS: tl.constexpr, GROUP: tl.constexpr,
-    DIRECT: tl.constexpr, DOT_F32: tl.constexpr, BLOCK_N: tl.constexpr,
+    DIRECT: tl.constexpr, DOT_F32: tl.constexpr, RESHAPE: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """Program (b, kv-head, split): partial attention of its query-head group over its token chunk."""
     b = tl.program_id(0)
@@ -105,9 +110,9 @@ def _quant_split_kernel(
         n_ok = offs_n < hi
         row = offs_n.to(tl.int64)
         k = _unpack_tile(kc_ptr + c_base, ks_ptr + s_base, kz_ptr + s_base, row, n_ok, stride_ctok, stride_stok,
-                         HEAD_DIM, BITS, GROUP, BLOCK_N)
+                         HEAD_DIM, BITS, GROUP, BLOCK_N, RESHAPE)
         v = _unpack_tile(vc_ptr + c_base, vs_ptr + s_base, vz_ptr + s_base, row, n_ok, stride_ctok, stride_stok,
-                         HEAD_DIM, BITS, GROUP, BLOCK_N)
+                         HEAD_DIM, BITS, GROUP, BLOCK_N, RESHAPE)
         if not DOT_F32:
             k = k.to(q.dtype)
             v = v.to(q.dtype)
@@ -184,13 +189,15 @@ def _check(q, k, v, context_lens, bits):
         raise ValueError(f"context_lens must be int32 of shape ({B},)")
 
 
-def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_splits=None) -> torch.Tensor:
+def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_splits=None,
+                           reshape: bool = False) -> torch.Tensor:
     """softmax(q Kᵀ · sm_scale) V over the first context_lens[b] tokens of a quantized cache.
 
     Args:
         q: [B, Hq, D] fp16/bf16, D in {64, 128}.
         k, v: (codes, scale, zero) each, as ``quantize`` returns for a [B, Hkv, S_max, D] cache.
         context_lens: [B] int32. bits: 8, 4 or 2.
+        reshape: unpack by expanding and reshaping instead of per-element gathers (``_unpack_tile``).
     Returns: o [B, Hq, D], q's dtype.
     """
     _check(q, k, v, context_lens, bits)
@@ -222,7 +229,7 @@ def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_
         *lse_strides,
         group, tokens_per_split,
         HEAD_DIM=D, G_PAD=max(16, triton.next_power_of_2(group)), BITS=bits, GROUP=group_size,
-        DIRECT=direct, DOT_F32=_INTERPRET and q.dtype == torch.bfloat16,
+        DIRECT=direct, DOT_F32=_INTERPRET and q.dtype == torch.bfloat16, RESHAPE=bool(reshape),
     )
     if not direct:
         _bf16._decode_reduce_kernel[(B, Hq)](

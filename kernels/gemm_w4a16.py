@@ -46,37 +46,53 @@ else:
     _CONFIGS = _gpu_configs()
 
 
-@triton.autotune(configs=_CONFIGS, key=["M", "N", "K"], prune_configs_by={"early_config_prune": _prune})
+@triton.autotune(configs=_CONFIGS, key=["M", "N", "K", "SPLIT_K", "RESHAPE"],
+                 prune_configs_by={"early_config_prune": _prune})
 @triton.jit
-def _w4a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K,
+def _w4a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, k_per_split,
                   stride_xm, stride_wn, stride_sn, stride_ym,
-                  GROUP: tl.constexpr, DOT_F32: tl.constexpr,
+                  GROUP: tl.constexpr, DOT_F32: tl.constexpr, SPLIT_K: tl.constexpr, RESHAPE: tl.constexpr,
                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Program (m tile, n tile, k split). SPLIT_K > 1: each split adds its partial sum into an fp32 y."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
+    pid_k = tl.program_id(2)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     m_ok = offs_m < M
     n_ok = offs_n < N
     offs_k = tl.arange(0, BLOCK_K)
-    offs_kb = tl.arange(0, BLOCK_K // 2)
-    shifts = tl.arange(0, 2) * 4
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
+    k_lo = pid_k * k_per_split
+    for k0 in range(k_lo, k_lo + k_per_split, BLOCK_K):
         x = tl.load(x_ptr + offs_m[:, None].to(tl.int64) * stride_xm + (k0 + offs_k)[None, :],
                     mask=m_ok[:, None], other=0.0)
-        packed = tl.load(w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + (k0 // 2 + offs_kb)[None, :],
-                         mask=n_ok[:, None], other=0)
-        codes = (packed.to(tl.int32)[:, :, None] >> shifts[None, None, :]) & 15
-        codes = tl.reshape(codes, (BLOCK_N, BLOCK_K))
+        w_row = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn
+        if RESHAPE:  # each byte loaded once, expanded and reshaped
+            packed = tl.load(w_row + (k0 // 2 + tl.arange(0, BLOCK_K // 2))[None, :], mask=n_ok[:, None], other=0)
+            codes = (packed.to(tl.int32)[:, :, None] >> (tl.arange(0, 2) * 4)[None, None, :]) & 15
+            codes = tl.reshape(codes, (BLOCK_N, BLOCK_K))
+        else:  # each element loads its own byte (neighbours share it) and shifts in place
+            packed = tl.load(w_row + ((k0 + offs_k) // 2)[None, :], mask=n_ok[:, None], other=0)
+            codes = (packed.to(tl.int32) >> (((k0 + offs_k) % 2) * 4)[None, :]) & 15
         scale = tl.load(s_ptr + offs_n.to(tl.int64) * stride_sn + k0 // GROUP, mask=n_ok, other=0.0)
         w = (codes - 8).to(tl.float32) * scale.to(tl.float32)[:, None]  # [BLOCK_N, BLOCK_K]
         if DOT_F32:
             acc = tl.dot(x.to(tl.float32), tl.trans(w), acc)
         else:
             acc = tl.dot(x, tl.trans(w.to(x.dtype)), acc)
-    tl.store(y_ptr + offs_m[:, None].to(tl.int64) * stride_ym + offs_n[None, :], acc.to(y_ptr.dtype.element_ty),
-             mask=m_ok[:, None] & n_ok[None, :])
+    y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * stride_ym + offs_n[None, :]
+    mask = m_ok[:, None] & n_ok[None, :]
+    if SPLIT_K == 1:
+        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=mask)
+    else:
+        tl.atomic_add(y_ptrs, acc, mask=mask)
+
+
+def split_k(m: int, n: int, k: int, n_sms: int) -> int:
+    """K splits for skinny M: enough (n-tile × split) programs for two per SM with the kernel's smallest
+    N tile; each split at least 512 of K; a power of two dividing K's 128-steps."""
+    return int(_kind.triton_split_k(m, n, k, n_sms))
 
 
 def quantize(w: torch.Tensor, group_size: int = GROUP_SIZE):
@@ -99,9 +115,10 @@ def dequantize(packed: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     return ((c - 8).float().unflatten(1, (-1, group)) * scales.float()[..., None]).flatten(1)
 
 
-def gemm_w4a16(x: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+def gemm_w4a16(x: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor, reshape: bool = False) -> torch.Tensor:
     """y = x @ dequant(packed, scales)ᵀ. x: [M, K] fp16/bf16 (unit stride in K); packed: [N, K/2] uint8;
-    scales: [N, K/G] fp16 with G a multiple of 128 (the largest BLOCK_K). Returns [M, N]."""
+    scales: [N, K/G] fp16 with G a multiple of 128 (the largest BLOCK_K). Returns [M, N]. Skinny M splits
+    K (``split_k``) into an fp32 buffer then casts. ``reshape``: the other unpacking (see the kernel)."""
     if x.ndim != 2 or x.dtype not in (torch.float16, torch.bfloat16) or x.stride(1) != 1:
         raise ValueError(f"x must be [M, K] fp16/bf16 with unit stride in K, got {x.dtype} {tuple(x.shape)}")
     require_gpu("x", x)
@@ -115,14 +132,18 @@ def gemm_w4a16(x: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor) -> t
     step = 32 if _INTERPRET else 128  # the largest BLOCK_K: a K step never straddles two groups
     if group % step:
         raise ValueError(f"group_size must be a multiple of {step}, got {group}")
-    y = torch.empty((M, N), device=x.device, dtype=x.dtype)
+    n_sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
+    splits = split_k(M, N, K, n_sms)
+    y = (torch.zeros if splits > 1 else torch.empty)((M, N), device=x.device,
+                                                     dtype=torch.float32 if splits > 1 else x.dtype)
 
     def grid(meta):
-        return (triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"]))
+        return (triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"]), splits)
 
-    _w4a16_kernel[grid](x, packed, scales, y, M, N, K, x.stride(0), packed.stride(0), scales.stride(0), y.stride(0),
-                        GROUP=group, DOT_F32=_INTERPRET and x.dtype == torch.bfloat16)
-    return y
+    _w4a16_kernel[grid](x, packed, scales, y, M, N, K, K // splits, x.stride(0), packed.stride(0), scales.stride(0),
+                        y.stride(0), GROUP=group, DOT_F32=_INTERPRET and x.dtype == torch.bfloat16, SPLIT_K=splits,
+                        RESHAPE=bool(reshape))
+    return y if splits == 1 else y.to(x.dtype)
 
 
 def reference(x, packed, scales, dtype=torch.float32) -> torch.Tensor:

@@ -34,7 +34,7 @@ def test_quant_decode_matches_reference(bits, b, hq, hkv, s, d, group, lens, spl
     k = adq.quantize(torch.randn(b, hkv, s, d, generator=g).to(DEVICE), bits, group)
     v = adq.quantize(torch.randn(b, hkv, s, d, generator=g).to(DEVICE), bits, group)
     ctx = torch.tensor(lens, dtype=torch.int32, device=DEVICE)
-    out = adq.decode_attention_quant(q, k, v, ctx, bits, num_splits=splits)
+    out = adq.decode_attention_quant(q, k, v, ctx, bits, num_splits=splits, reshape=bits == 4)
     assert out.shape == q.shape and torch.isfinite(out).all()
     exact = adq.reference(q, k, v, ctx, bits, dtype=torch.float64)
     kd, vd = adq.dequantize(*k, bits).to(dtype), adq.dequantize(*v, bits).to(dtype)
@@ -70,13 +70,14 @@ def test_quant_decode_rejects_bad_inputs():
                                  n_kv_heads=2, head_dim=128, bits=3, group_size=32)
 
 
-@pytest.mark.parametrize("m,n,k", [(1, 70, 256), (17, 33, 128), (40, 96, 384)])
+@pytest.mark.parametrize("m,n,k,reshape", [(1, 70, 256, False), (17, 33, 128, True), (40, 96, 384, False),
+                                           (1, 40, 2048, False), (3, 40, 2048, True)])  # the last two split K
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_w4a16_matches_reference(m, n, k, dtype):
+def test_w4a16_matches_reference(m, n, k, reshape, dtype):
     g = torch.Generator().manual_seed(m * 7 + n)
     x = torch.randn(m, k, generator=g).to(dtype).to(DEVICE)
     packed, scales = w4.quantize(torch.randn(n, k, generator=g).to(DEVICE), 128)
-    y = w4.gemm_w4a16(x, packed, scales)
+    y = w4.gemm_w4a16(x, packed, scales, reshape=reshape)
     assert y.shape == (m, n) and y.dtype == dtype and torch.isfinite(y).all()
     exact = w4.reference(x, packed, scales, torch.float64)
     own = x @ w4.dequantize(packed, scales).to(dtype).t() if DEVICE == "cuda" else \

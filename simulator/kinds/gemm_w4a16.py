@@ -21,9 +21,25 @@ GROUP_SIZE = 128
 SCALE_BYTES = 2.0
 DEQUANT_OPS_PER_WEIGHT = 3.0
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) of the Triton kernel's autotune candidates.
-TRITON_CONFIGS = ((16, 64, 128, 4, 4), (16, 128, 128, 4, 4), (16, 64, 64, 4, 4), (16, 128, 64, 8, 3),
+TRITON_CONFIGS = ((16, 32, 128, 4, 4), (16, 64, 128, 4, 4), (16, 128, 128, 4, 4), (16, 64, 64, 4, 4),
                   (64, 128, 64, 4, 4), (128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (64, 64, 128, 4, 4))
 SMALL_M_TILE = 16
+SPLIT_MIN_K = 512
+SPLIT_MAX = 16
+
+
+def triton_split_k(m, n, k, n_sms):
+    """The Triton kernel's K splits (torch-free, shared with the kernel): skinny M (≤ 64) splits K until
+    n-tiles of the smallest N tile × splits reach two programs per SM, each split ≥ 512 of K, a power of
+    two dividing K / 128; otherwise 1."""
+    if m > 64:
+        return 1
+    n_tiles = -(-n // min(c[1] for c in TRITON_CONFIGS))
+    s = 1
+    while (n_tiles * s < 2 * n_sms and s < SPLIT_MAX and k % (2 * s * 128) == 0
+           and k // (2 * s) >= SPLIT_MIN_K):
+        s *= 2
+    return s
 
 
 def hbm_bytes(m, n, k, group_size=GROUP_SIZE):
@@ -42,11 +58,12 @@ def time(op: Op, hw, prm, xp, link_bytes_per_s, host_link_bytes_per_s):
     s, g = op.shape, prm.gemm_w4a16
     m, n, k = s["m"], s["n"], s["k"]
     rate = hw.peak(op.compute_dtype) * g.efficiency_frac
+    splits = triton_split_k(m, n, k, hw.n_sms)
     tc = None
     for tm, tn, _, _, _ in TRITON_CONFIGS:
-        if tm > max(SMALL_M_TILE, m) and tm != SMALL_M_TILE:
-            continue  # pruned for skinny M (the kernel's rule)
-        t = tiled_s(m, n, k, float(tm), float(tn), 1.0, hw.n_sms, rate, False, xp)
+        if tm > max(SMALL_M_TILE, 1 << (int(m) - 1).bit_length()):
+            continue  # pruned for skinny M (the kernel's rule: BLOCK_M ≤ max(16, next power of two ≥ m))
+        t = tiled_s(m, n, k / splits, float(tm), float(tn), float(splits), hw.n_sms, rate, False, xp)
         t = t + xp.ceil(m / tm) * n * k * DEQUANT_OPS_PER_WEIGHT / (hw.peak("fp32") * g.dequant_frac)
         tc = t if tc is None else xp.minimum(tc, t)
     tm_s = op.hbm_bytes / (hw.memory_bandwidth_bytes_per_s * g.stream_frac)
