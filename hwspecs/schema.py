@@ -189,6 +189,8 @@ class System(Spec):
     scaleout_link: str | None = Field(default=None, description="id of the per-GPU NIC Link (InfiniBand/RoCE)")
     peer_access: bool = Field(default=True, description="GPUs read each other's memory directly (False: "
                                                         "PCIe transfers are staged through host memory)")
+    storage_p2p: bool = Field(default=False, description="GPU↔drive peer-to-peer DMA (GPUDirect Storage, "
+                                                         "InstInfer's P2P); False: bounce through host DDR")
 
     @model_validator(mode="after")
     def _nodes(self):

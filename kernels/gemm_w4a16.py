@@ -46,8 +46,9 @@ else:
     _CONFIGS = _gpu_configs()
 
 
+# reset_to_zero: split-K adds into y, and the autotuner runs every config on the same y.
 @triton.autotune(configs=_CONFIGS, key=["M", "N", "K", "SPLIT_K", "RESHAPE"],
-                 prune_configs_by={"early_config_prune": _prune})
+                 prune_configs_by={"early_config_prune": _prune}, reset_to_zero=["y_ptr"])
 @triton.jit
 def _w4a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, k_per_split,
                   stride_xm, stride_wn, stride_sn, stride_ym,

@@ -15,7 +15,8 @@ from simulator.sweep import SweepTooLargeError, sweep, sweep_chunks
 _LAZY = {"kernel_op": "kernel_api",
          "predict_kernel": "kernel_api", "KINDS": "kinds", "ContextSwitch": "long_context",
          "context_switch": "long_context", "long_context_bounds": "long_context", "OpTime": "roofline",
-         "op_time": "roofline"}
+         "op_time": "roofline", "Swap": "switching", "swap": "switching", "time_sharing": "switching",
+         "offload_throughput": "offload"}
 
 
 def __getattr__(name):
@@ -28,4 +29,4 @@ def __getattr__(name):
 __all__ = ["KINDS", "ContextSwitch", "DoesNotFitError", "KernelPrediction", "OpTime", "Prediction", "StepPrediction",
            "context_switch", "decode_step", "kernel_op", "long_context_bounds", "op_time", "predict",
            "predict_kernel", "prefill", "sweep", "sweep_chunks", "SweepTooLargeError", "compare_configs",
-           "compare_grid"]
+           "compare_grid", "Swap", "offload_throughput", "swap", "time_sharing"]
