@@ -87,6 +87,7 @@ def _serve_table(r: serving.ServingResult, title: str) -> Table:
 def register(app: typer.Typer, friendly, UserError) -> None:
     register_planner(app, friendly)
     register_fleet(app, friendly)
+    register_calibrate_engine(app, friendly)
 
     @app.command()
     @friendly
@@ -260,3 +261,58 @@ def register_fleet(app: typer.Typer, friendly) -> None:
                   f"{s['compute_s']:.1f} s ({s['server_seconds_per_s']:,.0f} server-s/s); {s['brake_events']} brake "
                   f"events; capped {s['time_capped_frac']:.1%} of the time; P99 E2E high "
                   f"{display.seconds(s['high_p99_e2e_s'])}, low {display.seconds(s['low_p99_e2e_s'])}")
+
+
+def register_calibrate_engine(app: typer.Typer, friendly) -> None:
+    @app.command("calibrate-engine")
+    @friendly
+    def calibrate_engine(table: Path = typer.Option(..., "--table", help="CSV: hardware,model,tensor_parallel,batch,"
+                                                    "prompt_tokens,output_tokens and e2e_s (or ttft_s,tpot_s)"),
+                         base: str = typer.Option("kernels-only", "--base", help="profile giving the kernel effects"),
+                         name: str = typer.Option("fitted", "--id", help="id prefix of the written profiles"),
+                         holdout_tp: str = typer.Option("2", "--holdout-tp", help="TP values held out of the fit"),
+                         out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for <id>-<hardware>.yaml")):
+        """Fit an engine profile's host times (per iteration, per sequence) to an end-to-end latency table,
+        one profile per hardware (hosts differ); prints fit and held-out error per hardware column."""
+        import numpy as np
+        import yaml
+
+        from simulator.serving import profile_fit as pf
+        from workloads.engine_profile import EngineProfile, load_engine
+
+        try:
+            df = pd.read_csv(table, comment="#")
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"--table {table} is empty") from None
+        df = pf.check_table(df)
+        held = {int(x) for x in holdout_tp.split(",") if x.strip()} if holdout_tp.strip() else set()
+        profile = load_engine(base)
+        k = pf.kernel_times(df, profile)
+        t = Table(title=f"engine fit on {table.name} (held out: TP {sorted(held)})")
+        for c in ("hardware", "iteration_fixed", "per_sequence", "fit MAPE", "held-out MAPE", "held-out max",
+                  "kernels-only held-out"):
+            t.add_column(c)
+        docs = {}
+        for hw, g in df.groupby("hardware"):
+            fit = ~g.tensor_parallel.isin(held).to_numpy()
+            if fit.sum() < 2 or fit.all():
+                raise ValueError(f"{hw}: --holdout-tp must leave ≥ 2 rows to fit and ≥ 1 to check")
+            a, b = pf.fit_host_times(g, k.loc[g.index], fit)
+            o = pf.predict_table(g, k.loc[g.index], a, b)
+            errs = o[[c for c in o.columns if c.startswith("err_")]].abs().to_numpy()
+            kerr = o[[c for c in o.columns if c.startswith("kernel_err_")]].abs().to_numpy()
+            t.add_row(hw, display.seconds(a), display.seconds(b), f"{np.mean(errs[fit]):.1%}",
+                      f"{np.mean(errs[~fit]):.1%}", f"{np.max(errs[~fit]):.1%}", f"{np.mean(kerr[~fit]):.1%}")
+            pid = f"{name}-{hw}"
+            src = f"fitted by hwperf calibrate-engine to {table.name} ({hw}, held-out MAPE {np.mean(errs[~fit]):.1%})"
+            doc = EngineProfile(**{**profile.model_dump(), "id": pid, "name": f"{name} on {hw}",
+                                   "iteration_fixed_s": a, "per_sequence_s": b,
+                                   "sources": {**profile.sources, "iteration_fixed_s": src, "per_sequence_s": src}})
+            docs[pid] = yaml.safe_dump(doc.model_dump(exclude_none=True), sort_keys=False)
+        out.print(t)
+        if out_dir is not None:
+            if not out_dir.is_dir():
+                raise ValueError(f"--out: folder {out_dir} does not exist")
+            for pid, text in docs.items():  # every profile rendered and validated before any is written
+                hwspecs.write_atomic(out_dir / f"{pid}.yaml", lambda fh, text=text: fh.write(text))
+                out.print(f"wrote {out_dir / f'{pid}.yaml'}")
