@@ -66,3 +66,13 @@ def test_cli_compare_configs(tmp_path):
     assert json.loads(js.output)[0]["hardware"] == "h100-sxm5-80gb"
     bad = runner.invoke(app, ["compare-configs", "--price", "h100"])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1 and "--price" in bad.output
+
+
+def test_app_comparison_report_png_and_table():
+    from faces import app_compare
+    df = app_compare.compare_frame(GPUS, "llama-3-70b", [2, 8], ["bf16"], {"batch": 32})
+    png = app_compare.report_png(df, "llama-3-70b")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    table = app_compare.compare_table(df)
+    assert list(table.fits).count("✗") == (~df.fits).sum() >= 1
+    assert table["why not"][~df.fits.to_numpy()].str.contains("GB").all()
