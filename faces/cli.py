@@ -23,6 +23,7 @@ import workloads
 from faces import display
 from simulator.lazy import lazy_module
 from faces.compare_commands import register as register_compare_commands
+from faces.long_context_commands import register as register_long_context_commands
 from faces.serving_commands import register as register_serving_commands
 from faces.validate_commands import register as register_validate_commands
 
@@ -494,6 +495,7 @@ register_validate_commands(app, friendly, UserError)
 # serve / oversubscribe / calibrate-engine: simulator.serving
 register_serving_commands(app, friendly, UserError)
 register_compare_commands(app, friendly, UserError)
+register_long_context_commands(app, friendly, UserError)
 
 
 def main() -> None:

@@ -194,8 +194,10 @@ def parse(text) -> KVMethod:
                             f"got {text!r}")
     kw: dict = {"family": family}
     if bits:
-        if not bits.isdigit():
-            raise KVMethodError(f"kv_method bit width must be a whole number, got {text!r}")
+        allowed = QUANT_BITS.get(family, ())
+        if not bits.isdigit() or int(bits) not in allowed:
+            raise KVMethodError(f"kv_method {family} takes no bit width, got {text!r}" if not allowed else
+                                f"kv_method {family} bits must be one of {', '.join(map(str, allowed))}, got {text!r}")
         kw["bits"] = int(bits)
     for item in filter(None, opts.split(",")):
         key, _, value = item.partition("=")
