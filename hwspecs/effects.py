@@ -219,6 +219,10 @@ class PowerParams(_Group):
     idle_power_w: float | None = fit_field(None, stage="power", gt=0)
     active_power_frac: float = fit_field(0.03, stage="power", ge=0, le=2)
     tensor_power_frac: float = fit_field(2.0, stage="power", ge=0, le=5)
+    # Energy of an 8-bit (fp8, int8) tensor FLOP relative to a bf16 one. Prior 0.5: Hopper's fp8 peak is
+    # twice bf16's within one TDP. Fitted where 8-bit cases were measured (H200: an fp8 8192³ GEMM ran
+    # 1.8× the FLOP/s of bf16 at the same ~695 W and a lower clock, 1330 vs 1461 MHz).
+    tensor_8bit_energy_frac: float = fit_field(0.5, stage="power", ge=0, le=2)
     dram_power_frac: float = fit_field(0.7, stage="power", ge=0, le=5)
     voltage_exponent: float = fit_field(2.5, stage="power", ge=0, le=4)
     # Of the energy per DRAM byte, the HBM devices' own part (the rest — L2, crossbar, load/store units —

@@ -44,7 +44,8 @@ class PowerModel:
     phi_max: float  # 1, or a locked clock / boost
     phi_min: float
     boost_clock_hz: float
-    hw: Any = field(default=None, repr=False, compare=False)  # for the kinds' DRAM-traffic rules
+    hw: Any = field(default=None, repr=False, compare=False)
+    tensor_8bit_energy_frac: float = 0.5  # energy of an 8-bit tensor FLOP / a bf16 one  # for the kinds' DRAM-traffic rules
 
     def dram_bytes(self, op):
         """DRAM bytes of one execution of ``op`` as the memory controller sees them (tile re-reads)."""
@@ -62,9 +63,21 @@ class PowerModel:
                 + (self.hbm_device_j_per_byte + on_chip * phi_g) * dram_bytes)
 
 
+EIGHT_BIT_DTYPES = frozenset({"fp8", "int8"})
+
+
+def tensor_work(kind: str, flops, dtype: str, eight_bit_energy_frac: float):
+    """Tensor-core work of an op in bf16-FLOP energy units: FLOPs, × ``eight_bit_energy_frac`` for 8-bit
+    dtypes (``PowerParams.tensor_8bit_energy_frac``); 0 for kinds off the tensor cores."""
+    if kind not in TENSOR_KINDS:
+        return 0.0
+    return flops * eight_bit_energy_frac if dtype in EIGHT_BIT_DTYPES else flops
+
+
 def op_work(pm: PowerModel, op):
-    """(tensor-core FLOPs, DRAM bytes) of one execution of ``op``: what its dynamic energy is spent on."""
-    return (op.flops if op.kind in TENSOR_KINDS else 0.0), pm.dram_bytes(op)
+    """(tensor work in bf16 FLOPs, DRAM bytes) of one execution of ``op``: what its dynamic energy is
+    spent on."""
+    return tensor_work(op.kind, op.flops, op.compute_dtype, pm.tensor_8bit_energy_frac), pm.dram_bytes(op)
 
 
 def op_power_w(pm: PowerModel, op, t, phi):
@@ -94,7 +107,7 @@ def power_model(hw, prm, state="sustained", power_cap_w=None, sm_clock_hz=None) 
     return PowerModel(state, idle, p.active_power_frac * hw.tdp_w,
                       p.tensor_power_frac * hw.tdp_w / hw.peak("bf16"),
                       dram_j, min(p.hbm_device_j_per_byte, dram_j), p.voltage_exponent, cap,
-                      phi_max, min(p.min_clock_frac, phi_max), hw.boost_clock_hz, hw)
+                      phi_max, min(p.min_clock_frac, phi_max), hw.boost_clock_hz, hw, p.tensor_8bit_energy_frac)
 
 
 def _checked(value, name: str) -> float:

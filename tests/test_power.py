@@ -148,13 +148,17 @@ def test_gemm_dram_bytes_follow_ncu_counts():
 
     from validate.calibrate import kernel_shape
     ncu = pd.read_csv("validate/measurements/h200-sxm-141gb/dram_bytes.csv")
-    big = ncu[(ncu.kernel == "gemm") & (ncu.dtype == "bf16") & (ncu.m >= 4096)]
-    assert len(big) >= 3
-    for r in big.to_dict("records"):
+    bf16 = ncu[(ncu.kernel == "gemm") & (ncu.dtype == "bf16")]
+    assert len(bf16) >= 10
+    errors = []
+    for r in bf16.to_dict("records"):
         kp = simulator.predict_kernel("h200-sxm-141gb", "gemm", **kernel_shape(r))
         measured = r["dram_read_bytes"] + r["dram_write_bytes"]
-        assert abs(kp.dram_bytes / measured - 1) < 0.16, r["case_id"]
-        assert kp.hbm_bytes / measured < 0.6  # the minimum is far below what DRAM sees
+        errors.append(abs(kp.dram_bytes / measured - 1))
+        assert errors[-1] < 0.21, r["case_id"]  # 1024×4096×4096: ncu sees no write (C still in L2)
+        if kp.dram_bytes > 2 * kp.hbm_bytes:  # where the model re-reads, the minimum is far below DRAM
+            assert kp.hbm_bytes / measured < 0.6, r["case_id"]
+    assert np.mean(errors) < 0.07
     gemv = ncu[(ncu.kernel == "gemm") & (ncu.m == 1)].iloc[0].to_dict()
     kp = simulator.predict_kernel("h200-sxm-141gb", "gemm", **kernel_shape(gemv))
     assert kp.dram_bytes == kp.hbm_bytes == pytest.approx(gemv["dram_read_bytes"] + gemv["dram_write_bytes"], rel=0.01)

@@ -22,7 +22,7 @@ from hwspecs.calibration import EffectParams
 import simulator
 from simulator.kinds import KINDS
 from simulator.kinds.gemm import flops as gemm_flops
-from simulator.power import TENSOR_KINDS
+from simulator.power import EIGHT_BIT_DTYPES, TENSOR_KINDS
 
 POWER_GEMM_SIZE = 8192  # validate/power.py's compute run: back-to-back 8192³ bf16 GEMMs
 GAMMA_GRID = np.round(np.arange(0.0, 3.01, 0.1), 2)
@@ -30,7 +30,8 @@ MIN_POINTS_FOR_SHAPE = 5
 
 
 def power_points(hw, power: pd.DataFrame | None, states: pd.DataFrame | None) -> pd.DataFrame:
-    """One row per steady run: case, phi, power_w, tensor_flops_per_s, dram_bytes_per_s."""
+    """One row per steady run: case, phi, power_w, tensor FLOP/s in 16-bit and in 8-bit dtypes
+    (tensor_flops_per_s, tensor_8bit_flops_per_s), dram_bytes_per_s."""
     rows = []
     if power is not None:
         for r in power.to_dict("records"):
@@ -39,17 +40,19 @@ def power_points(hw, power: pd.DataFrame | None, states: pd.DataFrame | None) ->
                 n = POWER_GEMM_SIZE
                 dram = r["achieved_flops_per_s"] / gemm_flops(n, n, n) * _dram_bytes(
                     hw, {"kernel": "gemm", "m": n, "n": n, "k": n, "dtype": "bf16"})
-                rows.append(("power:compute", phi, r["mean_power_w"], r["achieved_flops_per_s"], dram))
+                rows.append(("power:compute", phi, r["mean_power_w"], r["achieved_flops_per_s"], 0.0, dram))
             elif r["run"] == "memory" and r.get("achieved_bytes_per_s", 0) > 0:
-                rows.append(("power:memory", phi, r["mean_power_w"], 0.0, r["achieved_bytes_per_s"]))
+                rows.append(("power:memory", phi, r["mean_power_w"], 0.0, 0.0, r["achieved_bytes_per_s"]))
     if states is not None and len(states):
         sus = states[(states["state"] == "sustained") & (states["kernel"] != "layer") & (states["median_s"] > 0)
                      & (states["mean_power_w"] > 0)]
         for r in sus.to_dict("records"):
-            tensor = r["flops"] / r["median_s"] if r["kernel"] in TENSOR_KINDS else 0.0
+            rate = r["flops"] / r["median_s"] if r["kernel"] in TENSOR_KINDS else 0.0
+            eight = r.get("dtype") in EIGHT_BIT_DTYPES
             rows.append((f"states:{r['case_id']}", r["mean_sm_clock_hz"] / hw.boost_clock_hz, r["mean_power_w"],
-                         tensor, _dram_bytes(hw, r) / r["median_s"]))
-    return pd.DataFrame(rows, columns=["case", "phi", "power_w", "tensor_flops_per_s", "dram_bytes_per_s"])
+                         0.0 if eight else rate, rate if eight else 0.0, _dram_bytes(hw, r) / r["median_s"]))
+    return pd.DataFrame(rows, columns=["case", "phi", "power_w", "tensor_flops_per_s", "tensor_8bit_flops_per_s",
+                                       "dram_bytes_per_s"])
 
 
 def _dram_bytes(hw, row) -> float:
@@ -65,17 +68,25 @@ def idle_power_w(power: pd.DataFrame | None) -> float | None:
     return float(idle.iloc[0]) if len(idle) and idle.iloc[0] > 0 else None
 
 
-def _design(hw, pts: pd.DataFrame, gamma: float) -> np.ndarray:
-    """Columns multiplying (a, k_t, k_d); the DRAM column carries the clock-scaled (on-chip) part only."""
+MIN_8BIT_POINTS = 2  # 8-bit cases needed to fit their energy per FLOP apart from bf16's
+
+
+def _design(hw, pts: pd.DataFrame, gamma: float, eight_bit_frac: float | None) -> np.ndarray:
+    """Columns multiplying (a, k_t, k_d) — plus k_t8 (8-bit tensor work) when ``eight_bit_frac`` is None;
+    else the 8-bit work joins the bf16 column at that energy ratio. The DRAM column carries the
+    clock-scaled (on-chip) part only."""
     phi = pts["phi"].to_numpy()
-    r_d = pts["dram_bytes_per_s"].to_numpy()
-    return np.column_stack([hw.tdp_w * phi ** (1.0 + gamma),
-                            hw.tdp_w / hw.peak("bf16") * phi ** gamma * pts["tensor_flops_per_s"].to_numpy(),
-                            hw.tdp_w / hw.memory_bandwidth_bytes_per_s * phi ** gamma * r_d])
+    per_flop = hw.tdp_w / hw.peak("bf16") * phi ** gamma
+    r_8 = pts["tensor_8bit_flops_per_s"].to_numpy()
+    tensor = pts["tensor_flops_per_s"].to_numpy() + (0.0 if eight_bit_frac is None else eight_bit_frac * r_8)
+    cols = [hw.tdp_w * phi ** (1.0 + gamma), per_flop * tensor,
+            hw.tdp_w / hw.memory_bandwidth_bytes_per_s * phi ** gamma * pts["dram_bytes_per_s"].to_numpy()]
+    return np.column_stack(cols + ([per_flop * r_8] if eight_bit_frac is None else []))
 
 
 def fit_power(hw, power: pd.DataFrame | None, states: pd.DataFrame | None, params: EffectParams) -> EffectParams:
-    """``params`` with the power group fitted (unchanged where there is nothing to fit)."""
+    """``params`` with the power group fitted (unchanged where there is nothing to fit). The 8-bit energy
+    ratio is fitted only with enough 8-bit cases and the full shape fit; else it keeps its prior."""
     pts = power_points(hw, power, states)
     idle = idle_power_w(power)
     if idle is None or len(pts) < 2:
@@ -86,23 +97,27 @@ def fit_power(hw, power: pd.DataFrame | None, states: pd.DataFrame | None, param
     phi, r_d = pts["phi"].to_numpy(), pts["dram_bytes_per_s"].to_numpy()
     weight = 1.0 / pts["power_w"].to_numpy()  # relative residuals
     p = params.power
+    own_8bit = len(pts) >= MIN_POINTS_FOR_SHAPE and (pts["tensor_8bit_flops_per_s"] > 0).sum() >= MIN_8BIT_POINTS
+    frac = None if own_8bit else p.tensor_8bit_energy_frac
 
     def target(g):
         return pts["power_w"].to_numpy() - idle - e_dev * r_d * (1.0 - phi ** g)
 
     if len(pts) < MIN_POINTS_FOR_SHAPE:
         g = p.voltage_exponent
-        fixed = _design(hw, pts, g)
+        fixed = _design(hw, pts, g, frac)
         coef, _ = nnls(fixed[:, 1:] * weight[:, None], (target(g) - p.active_power_frac * fixed[:, 0]) * weight)
-        best = (g, np.array([p.active_power_frac, *coef]))
+        gamma, coef = g, np.array([p.active_power_frac, *coef])
     else:
-        fits = [(*nnls(_design(hw, pts, g) * weight[:, None], target(g) * weight)[::-1], g) for g in GAMMA_GRID]
-        res, coef, g = min(fits, key=lambda f: f[0])
-        best = (g, coef)
-    gamma, (a, k_t, k_d) = best
+        fits = [(*nnls(_design(hw, pts, g, frac) * weight[:, None], target(g) * weight)[::-1], g)
+                for g in GAMMA_GRID]
+        _, coef, gamma = min(fits, key=lambda f: f[0])
+    a, k_t, k_d = coef[:3]
+    if own_8bit and k_t > 0:
+        frac = float(coef[3] / k_t)
     return params.with_values({"power.idle_power_w": idle, "power.active_power_frac": float(a),
                                "power.tensor_power_frac": float(k_t), "power.dram_power_frac": float(k_d),
-                               "power.voltage_exponent": float(gamma)})
+                               "power.voltage_exponent": float(gamma), "power.tensor_8bit_energy_frac": float(frac)})
 
 
 def fit_eager_calls(hw, states: pd.DataFrame | None, params: EffectParams) -> EffectParams:

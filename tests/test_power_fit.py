@@ -1,0 +1,83 @@
+"""validate.power_fit and the burst-ceiling stage of validate.calibrate, on synthetic measurements generated
+from known parameters: the fits must give those parameters back."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hwspecs
+import simulator
+from hwspecs.calibration import Calibration, EffectParams
+from simulator.kinds.gemm import gemm_op
+from simulator.power import op_work, power_model
+from validate.calibrate import fit_burst_ceilings, split_fit_score
+from validate.power_fit import fit_power, power_points
+
+HW = hwspecs.resolve_hardware("h200-sxm-141gb")
+TRUE = {"power.active_power_frac": 0.05, "power.tensor_power_frac": 1.6, "power.tensor_8bit_energy_frac": 0.6,
+        "power.dram_power_frac": 0.75, "power.voltage_exponent": 1.6}
+IDLE_W = 130.0
+
+
+def _sustained_rows():
+    rows = []
+    shapes = [(8192, 8192, 8192), (4096, 4096, 4096), (2048, 8192, 8192), (1, 28672, 4096), (64, 4096, 4096)]
+    for i, ((m, n, k), dtype) in enumerate([(s, "bf16") for s in shapes] + [(s, "fp8") for s in shapes[:3]]):
+        rows.append({"case_id": f"c{i}", "kernel": "gemm", "impl": "vendor", "state": "sustained", "dtype": dtype,
+                     "m": m, "n": n, "k": k, "flops": 2.0 * m * n * k, "median_s": 1e-4 * (1 + i),
+                     "mean_sm_clock_hz": HW.boost_clock_hz * (0.7 + 0.04 * i), "mean_power_w": 1.0})
+    return pd.DataFrame(rows)
+
+
+def _true_power(pts: pd.DataFrame, prm: EffectParams) -> np.ndarray:
+    p, phi = prm.power, pts["phi"].to_numpy()
+    g, e_dev = p.voltage_exponent, p.hbm_device_j_per_byte
+    per_flop = p.tensor_power_frac * HW.tdp_w / HW.peak("bf16")
+    dram_j = p.dram_power_frac * HW.tdp_w / HW.memory_bandwidth_bytes_per_s
+    tensor = pts["tensor_flops_per_s"] + p.tensor_8bit_energy_frac * pts["tensor_8bit_flops_per_s"]
+    return (IDLE_W + p.active_power_frac * HW.tdp_w * phi ** (1 + g) + per_flop * phi ** g * tensor
+            + (e_dev + (dram_j - e_dev) * phi ** g) * pts["dram_bytes_per_s"]).to_numpy()
+
+
+def test_fit_power_recovers_the_8bit_energy_ratio():
+    truth = EffectParams(impl="vendor").with_values(TRUE)
+    states = _sustained_rows()
+    pts = power_points(HW, None, states)
+    states["mean_power_w"] = _true_power(pts, truth)
+    power = pd.DataFrame([{"run": "idle", "mean_power_w": IDLE_W, "mean_sm_clock_hz": 345e6}])
+    fitted = fit_power(HW, power, states, EffectParams(impl="vendor")).power
+    assert fitted.voltage_exponent == pytest.approx(1.6)
+    assert fitted.tensor_8bit_energy_frac == pytest.approx(0.6, rel=1e-3)
+    assert fitted.tensor_power_frac == pytest.approx(1.6, rel=1e-3)
+    assert fitted.idle_power_w == IDLE_W
+
+
+def test_without_8bit_cases_the_ratio_keeps_its_prior():
+    states = _sustained_rows()
+    states = states[states["dtype"] == "bf16"].copy()
+    pts = power_points(HW, None, states)
+    states["mean_power_w"] = _true_power(pts, EffectParams(impl="vendor").with_values(TRUE))
+    power = pd.DataFrame([{"run": "idle", "mean_power_w": IDLE_W, "mean_sm_clock_hz": 345e6}])
+    start = EffectParams(impl="vendor")
+    assert fit_power(HW, power, states, start).power.tensor_8bit_energy_frac == start.power.tensor_8bit_energy_frac
+
+
+def test_an_8bit_flop_costs_the_ratio_of_a_bf16_flop():
+    pm = power_model(HW, EffectParams(impl="vendor").with_values(TRUE))
+    bf16 = gemm_op("g", 4096, 4096, 4096, weight_dtype="bf16", act_dtype="bf16")
+    fp8 = gemm_op("g", 4096, 4096, 4096, weight_dtype="fp8", act_dtype="fp8")
+    assert op_work(pm, fp8)[0] == pytest.approx(0.6 * op_work(pm, bf16)[0])
+
+
+def test_burst_rows_set_the_gemm_ceiling():
+    """Burst times generated at efficiency 0.9 move a 0.8 start back to 0.9 (shape terms held)."""
+    truth = EffectParams(impl="vendor").with_values({"gemm.efficiency_frac": 0.9})
+    cal = Calibration.from_params(HW.id, truth, truth)
+    rows = []
+    for m, n, k in [(8192, 8192, 8192), (4096, 4096, 4096), (2048, 8192, 8192), (4096, 14336, 4096)]:
+        t = simulator.predict_kernel(HW, "gemm", calibration=cal, state="burst", m=m, n=n, k=k).time_s
+        rows.append({"case_id": f"g{m}-{n}-{k}", "kernel": "gemm", "impl": "vendor", "state": "burst",
+                     "dtype": "bf16", "m": m, "n": n, "k": k, "median_s": t})
+    states = split_fit_score(pd.DataFrame(rows), by=("kernel", "state")).assign(split="fit")
+    start = EffectParams(impl="vendor").with_values({"gemm.efficiency_frac": 0.8})
+    assert fit_burst_ceilings(HW, states, start).gemm.efficiency_frac == pytest.approx(0.9, rel=1e-3)
