@@ -61,7 +61,7 @@ def friendly(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (UserError, ValueError, KeyError, OSError) as e:
+        except (UserError, ValueError, KeyError, OSError, OverflowError) as e:
             err.print(f"error: {display.error_line(e)}", highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(2) from None
     return wrapper
@@ -104,13 +104,18 @@ def _json_default(x):
 
 
 def _print_json(obj) -> None:
+    """JSON with every non-finite number (NaN, ±inf), at any depth, as null: json.dumps would print NaN."""
     def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+            v = v.item()
         if isinstance(v, float) and not math.isfinite(v):
             return None
         return v
-    if isinstance(obj, dict):
-        obj = {k: clean(v) for k, v in obj.items()}
-    out.print_json(json.dumps(obj, default=_json_default))
+    out.print_json(json.dumps(clean(obj), default=_json_default, allow_nan=False))
 
 
 def _write_csv(path: Path, text: str) -> None:
@@ -355,7 +360,7 @@ def sweep(
         _write_csv(csv, df.to_csv(index=False))
         err.print(f"wrote {len(df)} rows to {csv}")
     if as_json:
-        out.print_json(json.dumps(df.to_dict(orient="records"), default=_json_default))
+        _print_json(df.to_dict(orient="records"))
     elif csv is None:
         out.print(_sweep_table(df, f"{model} on {hardware}: {len(df)} points"))
 
@@ -376,7 +381,7 @@ def bounds(
                                        calibration=_calibration_arg(calibration), kv_dtype=kv_dtype,
                                        tensor_parallel=tensor_parallel)
     if as_json:
-        out.print_json(json.dumps(df.to_dict(orient="records"), default=_json_default))
+        _print_json(df.to_dict(orient="records"))
         return
     t = Table(title=f"{model} on {tensor_parallel}× {hardware}: long-context bounds (KV {kv_dtype}, "
                     f"{df.kv_bytes_per_token.iloc[0]:,.0f} bytes/token)")
@@ -477,7 +482,7 @@ def power(
         power_report.chart(df, chart, f"{model} on {hardware} (TP {tensor_parallel}), batch {batch}")
         err.print(f"wrote {chart}")
     if as_json:
-        out.print_json(json.dumps(df.to_dict(orient="records"), default=_json_default))
+        _print_json(df.to_dict(orient="records"))
         return
     t = Table(title=f"{model} on {hardware} (TP {tensor_parallel}), batch {batch} × ({prompt_tokens} + "
                     f"{output_tokens}) tokens, sustained")

@@ -78,7 +78,8 @@ def long_context_bounds(hardware, model, context_tokens, calibration="auto", *, 
     """Fu's four bounds (arXiv 2405.08944) for each context length: prefill time (FLOP/s-bound),
     decode step time at full concurrency (HBM-bound), concurrency (HBM capacity), and context-switch
     time over the host link. One row per context length."""
-    lengths = [context_tokens] if np.isscalar(context_tokens) else list(context_tokens)
+    many = isinstance(context_tokens, (list, tuple, range, np.ndarray, pd.Series))
+    lengths = list(context_tokens) if many else [context_tokens]  # anything else is checked as one count
     if not lengths:
         raise ValueError("context_tokens is empty: give at least one context length")
     lengths = [check_count("context_tokens", c) for c in lengths]

@@ -188,3 +188,32 @@ def test_sweep_json_has_only_finite_numbers():
     cols = ["ttft_s", "tpot_s", "e2e_s", "decode_tokens_per_s", "hbm_bytes", "flops", "peak_memory_bytes",
             "energy_per_output_token_j", "max_concurrency"]
     assert np.isfinite(df[cols].to_numpy(dtype=float)).all() and (df[cols] > 0).all().all()
+
+
+def test_bounds_context_none_is_a_value_error():  # found by benchmarks/fuzz.py: list(None) → TypeError
+    with pytest.raises(ValueError, match="context_tokens must be a whole number"):
+        simulator.long_context_bounds(H, M, None)
+
+
+def test_kernel_name_of_the_wrong_type_is_a_value_error():  # found by benchmarks/fuzz.py: unhashable → TypeError
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        simulator.predict_kernel(H, [], m=1, n=1, k=1)
+
+
+def test_json_output_is_strict_json():  # found by benchmarks/fuzz.py: NaN printed into --json output
+    import json
+
+    def no_constants(name):
+        raise AssertionError(f"{name} in JSON output")
+    res = runner.invoke(app, ["sweep", "--output-tokens", "1,256", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output, parse_constant=no_constants)
+    assert rows[0]["decode_power_w"] is None  # one output token: no decode step, no decode power
+    res = runner.invoke(app, ["bounds", "-H", H, "--json"])
+    assert res.exit_code == 0, res.output
+    json.loads(res.output, parse_constant=no_constants)
+
+
+def test_huge_power_cap_list_is_one_line():  # found by benchmarks/fuzz.py: float(10**300) OverflowError
+    res = runner.invoke(app, ["power", "--caps", "9" * 400])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output

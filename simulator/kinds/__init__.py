@@ -19,7 +19,7 @@ KINDS: dict[str, OpKind] = {k.name: k for mod in _MODULES for k in mod.KINDS}
 
 
 def get(name: str) -> OpKind:
-    if name not in KINDS:
+    if not isinstance(name, str) or name not in KINDS:  # (a list or dict is unhashable: no TypeError)
         raise ValueError(f"kernel must be one of {', '.join(KINDS)}, got {name!r}")
     return KINDS[name]
 
