@@ -53,3 +53,32 @@ def test_serve_unsorted_and_empty_traces(tmp_path):
     for p, text in ((bad, "sorted"), (empty, "empty")):
         res = runner.invoke(app, ["serve", "--arrival", "trace", "--trace", str(p)])
         assert res.exit_code == 2 and text in res.output
+
+
+def test_oversubscribe_writes_png_and_series(tmp_path):
+    png, csv = tmp_path / "row.png", tmp_path / "row.csv"
+    res = runner.invoke(app, ["oversubscribe", "--servers", "50", "--hours", "1", "--png", str(png),
+                              "--series-csv", str(csv), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["n_servers_max"] == 50
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(pd.read_csv(csv)) == 3600
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--t1", "0.95"], "t1_frac < t2_frac"),
+    (["--budget-w", "100"], "idle power"),
+    (["--capping-latency-s", "-3"], "capping_latency_s"),
+    (["--peak-load", "-1"], "peak_load_frac"),
+])
+def test_oversubscribe_bad_input(args, text):
+    res = runner.invoke(app, ["oversubscribe", "--hours", "0.1", *args])
+    assert res.exit_code == 2, res.output
+    assert text in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_oversubscribe_png_into_a_missing_folder_leaves_nothing(tmp_path):
+    target = tmp_path / "missing" / "row.png"
+    res = runner.invoke(app, ["oversubscribe", "--servers", "40", "--hours", "0.2", "--png", str(target)])
+    assert res.exit_code == 2 and "does not exist" in res.output
+    assert not target.parent.exists()
