@@ -112,6 +112,8 @@ def register(app: typer.Typer, friendly, UserError) -> None:
               slo_tpot_ms: Optional[float] = typer.Option(None, "--slo-tpot-ms", help="TPOT SLO (ms) for goodput"),
               sm_clock: Optional[float] = typer.Option(None, "--sm-clock", help="locked SM clock (MHz)"),
               seed: int = typer.Option(0, "--seed", help="random seed of the generated arrivals and lengths"),
+              disaggregate: Optional[str] = typer.Option(None, "--disaggregate",
+                                                         help="P:D prefill and decode instances (KV over the link)"),
               requests_csv: Optional[Path] = typer.Option(None, "--requests-csv", help="write per-request rows"),
               series_csv: Optional[Path] = typer.Option(None, "--series-csv", help="write 1-s power/queue series"),
               as_json: bool = typer.Option(False, "--json", help="print the summary as JSON (SI units)")):
@@ -119,9 +121,18 @@ def register(app: typer.Typer, friendly, UserError) -> None:
         req = make_requests(arrival, rate, duration, cv, prompt, output, prompt_cv, output_cv, trace, seed)
         cfg = serving.SchedulerConfig(budget, max_seqs, chunked, preemption)
         ms = lambda x: None if x is None else x / 1e3  # noqa: E731
-        r = serving.serve(hardware, model, req, tensor_parallel=tp, engine=engine, scheduler_config=cfg,
-                          sm_clock_hz=None if sm_clock is None else sm_clock * 1e6, slo_ttft_s=ms(slo_ttft_ms),
-                          slo_tpot_s=ms(slo_tpot_ms))
+        if disaggregate:
+            try:
+                n_p, n_d = (int(x) for x in disaggregate.split(":"))
+            except ValueError:
+                raise ValueError(f"--disaggregate must be P:D (two whole numbers), got {disaggregate!r}") from None
+            r = serving.serve_disaggregated(hardware, model, req, n_prefill=n_p, n_decode=n_d, tensor_parallel=tp,
+                                            engine=engine, scheduler_config=cfg, slo_ttft_s=ms(slo_ttft_ms),
+                                            slo_tpot_s=ms(slo_tpot_ms))
+        else:
+            r = serving.serve(hardware, model, req, tensor_parallel=tp, engine=engine, scheduler_config=cfg,
+                              sm_clock_hz=None if sm_clock is None else sm_clock * 1e6, slo_ttft_s=ms(slo_ttft_ms),
+                              slo_tpot_s=ms(slo_tpot_ms))
         if requests_csv:
             write_csv(requests_csv, r.requests, "--requests-csv")
         if series_csv:

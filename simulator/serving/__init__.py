@@ -5,10 +5,11 @@
 """
 
 from simulator.serving.api import Instance, ServingResult, SLOError, instance, serve, simulate
+from simulator.serving.disagg import serve_disaggregated
 from simulator.serving.arrivals import Requests, TraceError, diurnal, diurnal_rate, from_arrays, gamma, poisson
 from simulator.serving.scheduler import SchedulerConfig, SwapCost
 from simulator.serving.steptable import StepTable
 
 __all__ = ["Instance", "Requests", "SLOError", "SchedulerConfig", "ServingResult", "StepTable", "SwapCost",
-           "TraceError", "diurnal", "diurnal_rate", "from_arrays", "gamma", "instance", "poisson", "serve",
+           "TraceError", "diurnal", "diurnal_rate", "from_arrays", "gamma", "instance", "poisson", "serve", "serve_disaggregated",
            "simulate"]

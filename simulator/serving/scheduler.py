@@ -114,7 +114,8 @@ class _Batcher:
                 break
             self.waiting.popleft()
             take = min(left, budget) if cfg.chunked_prefill else left
-            chunks.append((i, take))
+            if take > 0:  # a request that arrives with its KV (disaggregated decode) needs no prefill
+                chunks.append((i, take))
             budget -= take
             free -= b
             self.used += b
@@ -156,6 +157,8 @@ class _Batcher:
         chunks = self._admit(budget, growth if self.cfg.chunked_prefill else 0)
         if chunks and not self.cfg.chunked_prefill:
             dec = []
+        elif not chunks:  # prefilled arrivals admitted just now decode in this iteration
+            dec = [i for i in self.run_ids if self.pf[i] >= self.need[i]]
         host_s += self._preempt_for(dec)
         if not chunks and not dec:
             self._idle()
@@ -201,9 +204,12 @@ class _Batcher:
 
 
 def run(req: Requests, table, cfg: SchedulerConfig, capacity_blocks: int, level: int = 0,
-        swap: SwapCost = SwapCost()):
-    """Serve ``req``; returns (per-request dict of arrays, timeline rows as a tuple of tuples)."""
+        swap: SwapCost = SwapCost(), first_token_s=None):
+    """Serve ``req``; returns (per-request dict of arrays, timeline rows as a tuple of tuples).
+    ``first_token_s``: requests arrive prefilled (their KV and first token made elsewhere, at these times)."""
     b = _Batcher(req, table, cfg, capacity_blocks, level, swap)
+    if first_token_s is not None:
+        b.pf[:], b.gen[:], b.t_first[:] = b.P, 1, first_token_s
     while b.n_done < len(req):
         b.step()
     per_req = {"arrival_s": req.arrival_s, "prompt_tokens": req.prompt_tokens, "output_tokens": req.output_tokens,
