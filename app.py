@@ -66,7 +66,7 @@ def explore() -> None:
 
     with st.container(horizontal=True, gap="small"):
         for m in app_view.headline_metrics(p, scenario):
-            st.metric(m.label, m.value, help=m.help, width=170, border=True)
+            st.metric(m.label, m.value, help=m.help, width=175, border=True)
     st.caption(app_view.caption(p))
 
     tabs = st.tabs(["Per-op breakdown", "Roofline", "Batch sweep", "Memory", "Power cap"])
@@ -121,4 +121,7 @@ def compare() -> None:
                            mime="image/png")
 
 
-explore() if view != "Compare" else compare()
+if view == "Compare":
+    compare()
+else:
+    explore()

@@ -11,8 +11,8 @@ from faces import display
 DEFAULT_GPUS = ("h100-sxm5-80gb", "h200-sxm-141gb", "mi300x")
 # (column, label, unit scale, better) for the charts and the PNG report
 FIGURES = (("ttft_s", "TTFT (s)", 1.0), ("tpot_s", "TPOT (ms)", 1e3),
-           ("output_tokens_per_s_per_gpu", "output tokens/s per GPU", 1.0),
-           ("output_tokens_per_usd", "output tokens per USD (millions)", 1e-6))
+           ("output_tokens_per_s_per_gpu", "output tok/s per GPU", 1.0),
+           ("output_tokens_per_usd", "M output tokens per USD", 1e-6))
 
 
 def compare_frame(hardware, model, tensor_parallel, weight_dtype, scenario: dict, calibration="auto",

@@ -33,17 +33,18 @@ class Metric(NamedTuple):
 
 
 def headline_metrics(p: simulator.Prediction, scenario: workloads.Scenario) -> list[Metric]:
-    """The five headline figures, formatted for people (prefixed units)."""
+    """The headline figures, formatted for people (prefixed units; short values, units in the label where
+    needed, so a metric card never truncates)."""
     return [
-        Metric("TTFT", display.seconds(p.ttft_s), f"prefill, {p.prefill_bound}-bound"),
-        Metric("TPOT", display.seconds(p.tpot_s), f"mean decode step, {p.decode_bound}-bound"),
-        Metric("End-to-end", display.seconds(p.e2e_s)),
-        Metric("Decode throughput", f"{p.decode_tokens_per_s:,.0f} tok/s"),
+        Metric("TTFT", display.seconds_short(p.ttft_s), f"prefill of the static batch, {p.prefill_bound}-bound"),
+        Metric("TPOT", display.seconds_short(p.tpot_s), f"mean decode step, {p.decode_bound}-bound"),
+        Metric("End-to-end", display.seconds_short(p.e2e_s)),
+        Metric("Decode tok/s", f"{p.decode_tokens_per_s:,.0f}", "generated tokens per second across the batch"),
         Metric("Max concurrency", f"{p.max_concurrency}", f"requests of {scenario.context_tokens} tokens"),
-        Metric("Power", f"{p.prefill_power_w:.0f} / {p.decode_power_w:.0f} W",
+        Metric("Power (W)", f"{p.prefill_power_w:.0f} / {p.decode_power_w:.0f}",
                f"prefill / decode, {p.state}; clocks {p.prefill_clock_hz / 1e6:.0f} / {p.decode_clock_hz / 1e6:.0f} MHz"),
-        Metric("Energy", f"{p.energy_per_output_token_j:.3f} J/token", f"{p.output_tokens_per_j:.2f} output tokens per J"),
-        Metric("Calibration", p.trust.source, p.trust.label()),
+        Metric("J / token", f"{p.energy_per_output_token_j:.3f}", f"{p.output_tokens_per_j:.2f} output tokens per J"),
+        Metric("Calibration", p.trust.source.replace("datasheet-only", "datasheet"), p.trust.label()),
     ]
 
 

@@ -46,8 +46,8 @@ def test_app_view_headline_and_memory():
     sc = workloads.Scenario(batch=16, prompt_tokens=2048, output_tokens=256)
     p = simulator.predict(HW, MODEL, sc)
     metrics = app_view.headline_metrics(p, sc)
-    assert [m.label for m in metrics] == ["TTFT", "TPOT", "End-to-end", "Decode throughput", "Max concurrency",
-                                          "Power", "Energy", "Calibration"]
+    assert [m.label for m in metrics] == ["TTFT", "TPOT", "End-to-end", "Decode tok/s", "Max concurrency",
+                                          "Power (W)", "J / token", "Calibration"]
     assert p.prefill_bound in metrics[0].help and metrics[0].value.endswith("s")
     mem = app_view.memory_breakdown_bytes(p, HW)
     assert mem["free_bytes"] >= 0
