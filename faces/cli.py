@@ -504,7 +504,24 @@ register_long_context_commands(app, friendly, UserError)
 
 
 def main() -> None:
-    app()
+    """The console script. A usage error (a malformed option value, an unknown option) is one line on
+    stderr and exit code 2 like every other bad input, instead of the multi-line usage box."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        raise SystemExit(1) from None
+    except Exception as e:  # click's UsageError (exit_code 2), vendored by typer: matched by its interface
+        if getattr(e, "exit_code", None) != 2 or not hasattr(e, "format_message"):
+            raise
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:  # bare `hwperf`: its help, as before
+            out.print(ctx.get_help(), highlight=False, markup=False)
+            raise SystemExit(2) from None
+        where = f"{ctx.command_path.split(' ', 1)[-1]}: " if ctx is not None and " " in ctx.command_path else ""
+        err.print(f"error: {where}{' '.join(e.format_message().split())}", highlight=False, markup=False,
+                  soft_wrap=True)
+        raise SystemExit(2) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

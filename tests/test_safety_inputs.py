@@ -217,3 +217,19 @@ def test_json_output_is_strict_json():  # found by benchmarks/fuzz.py: NaN print
 def test_huge_power_cap_list_is_one_line():  # found by benchmarks/fuzz.py: float(10**300) OverflowError
     res = runner.invoke(app, ["power", "--caps", "9" * 400])
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_console_script_usage_errors_are_one_line():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONWARNINGS": "ignore"}
+    for argv, field in ((["predict", "--batch", "abc"], "--batch"), (["predict", "--nope", "3"], "--nope")):
+        proc = subprocess.run([sys.executable, "-c", "from faces.cli import main; main()", *argv], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: predict:") and field in lines[0], lines

@@ -165,3 +165,17 @@ def test_compare_with_a_missing_rerun_folder_writes_nothing(tmp_path):
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert sorted(p.name for p in out.iterdir()) == ["compare_summary.csv"]
     assert (out / "compare_summary.csv").read_text() == "old"
+
+
+def test_concurrent_writers_leave_one_whole_file(tmp_path):
+    import threading
+
+    target = tmp_path / "same.csv"
+    bodies = [f"writer {i}\n" * 2000 for i in range(8)]
+    threads = [threading.Thread(target=hwspecs.write_atomic, args=(target, lambda fh, b=b: fh.write(b)))
+               for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert target.read_text() in bodies and _temps(tmp_path) == []
