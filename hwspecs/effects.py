@@ -115,19 +115,32 @@ class DecodeAttentionParams(_Group):
 class QuantDecodeAttentionParams(_Group):
     """Decode attention over a compressed KV cache (hwperf's Triton kernel; ``simulator.kinds.
     attention_decode_quant``): the KV stream at ``attention_decode``'s bandwidth times a per-width factor,
-    dequantization on the CUDA cores. Defaults: no public figure; 1.0 (as fast per byte as bf16) until fitted."""
+    the unpacking + dequantization on the CUDA cores at a per-width fraction of the fp32 rate (narrower
+    codes cost different shift/mask work per element). Defaults: no public figure; streams as fast per
+    byte as bf16 and dequantization at half the fp32 rate, until fitted."""
 
     NAME: ClassVar[str] = "attention_decode_quant"
     stream_8bit_frac: float = fit_field(1.0, fit=FRAC_FIT, gt=0, le=1.2)
     stream_4bit_frac: float = fit_field(1.0, fit=FRAC_FIT, gt=0, le=1.2)
     stream_2bit_frac: float = fit_field(1.0, fit=FRAC_FIT, gt=0, le=1.2)
-    # Dequantization reaches this fraction of the fp32 (non-tensor) peak.
-    dequant_frac: float = fit_field(0.5, fit=(0.01, 1.2), gt=0, le=1.2)
+    dequant_8bit_frac: float = fit_field(0.5, fit=(0.005, 1.2), gt=0, le=1.2)
+    dequant_4bit_frac: float = fit_field(0.5, fit=(0.005, 1.2), gt=0, le=1.2)
+    dequant_2bit_frac: float = fit_field(0.5, fit=(0.005, 1.2), gt=0, le=1.2)
     extra_latency_s: float = fit_field(0.0, fit=LATENCY_FIT, ge=0)
 
+    def _by_width(self, bits, name: str) -> float:
+        """The width's field; other widths (3-bit KIVI/KVQuant) use the nearest measured width above them;
+        an uncompressed 16-bit stream (H2O's kept tokens, MiniCache) reads like the bf16 kernel: 1."""
+        if bits >= 16:
+            return 1.0
+        width = 2 if bits <= 2 else 4 if bits <= 4 else 8
+        return getattr(self, f"{name}_{width}bit_frac")
+
     def stream_frac(self, bits) -> float:
-        """The width's factor; other widths (3-bit KIVI/KVQuant, fp8) use the nearest narrower measured one."""
-        return self.stream_2bit_frac if bits <= 2 else self.stream_4bit_frac if bits <= 4 else self.stream_8bit_frac
+        return self._by_width(bits, "stream")
+
+    def dequant_frac(self, bits) -> float:
+        return self._by_width(bits, "dequant")
 
 
 class W4A16GemmParams(_Group):

@@ -34,7 +34,8 @@ _SUPPORTED_HEAD_DIMS = (64, 128)
 
 
 def _gpu_configs() -> list[triton.Config]:
-    return [triton.Config({"BLOCK_N": bn}, num_warps=w, num_stages=3) for bn in (64, 128) for w in (4, 8)]
+    # Small token tiles too: a dequantized [BLOCK_N, D] tile lives in registers (K, V, codes, scales).
+    return [triton.Config({"BLOCK_N": bn}, num_warps=w, num_stages=2) for bn in (16, 32, 64) for w in (4, 8)]
 
 
 if _INTERPRET:
@@ -49,7 +50,7 @@ else:
 def _unpack_tile(codes_ptr, scale_ptr, zero_ptr, row, n_ok, stride_tok, stride_stok,
                  HEAD_DIM: tl.constexpr, BITS: tl.constexpr, GROUP: tl.constexpr, BLOCK_N: tl.constexpr,
                  RESHAPE: tl.constexpr):
-    """[BLOCK_N, HEAD_DIM] fp32 values of the tokens at ``row`` (int64 offsets) from packed codes.
+    """[BLOCK_N, HEAD_DIM] fp16 values of the tokens at ``row`` (int64 offsets) from packed codes.
     RESHAPE=False: every element loads its own byte and scale (neighbours share addresses, so DRAM sees
     each byte once) and shifts it in place — no register shuffles. RESHAPE=True: load each byte once,
     expand [N, D/k, k] and reshape (Triton may route the reshape through shared memory)."""
@@ -66,9 +67,11 @@ def _unpack_tile(codes_ptr, scale_ptr, zero_ptr, row, n_ok, stride_tok, stride_s
                          other=0)
         codes = (packed.to(tl.int32) >> ((offs_d % PER_BYTE) * BITS)[None, :]) & ((1 << BITS) - 1)
     s_off = row[:, None] * stride_stok + (offs_d // GROUP)[None, :]
-    scale = tl.load(scale_ptr + s_off, mask=n_ok[:, None], other=0.0).to(tl.float32)
-    zero = tl.load(zero_ptr + s_off, mask=n_ok[:, None], other=0.0).to(tl.float32)
-    return codes.to(tl.float32) * scale + zero
+    # fp16 arithmetic (codes ≤ 255 are exact; fp16 keeps more mantissa than the bf16 the dot then uses):
+    # half the registers of fp32 tiles.
+    scale = tl.load(scale_ptr + s_off, mask=n_ok[:, None], other=0.0)
+    zero = tl.load(zero_ptr + s_off, mask=n_ok[:, None], other=0.0)
+    return codes.to(tl.float16) * scale + zero
 
 
 @triton.autotune(configs=_CONFIGS, key=["HEAD_DIM", "G_PAD", "BITS", "GROUP", "DIRECT", "RESHAPE"])
@@ -113,9 +116,8 @@ def _quant_split_kernel(
                          HEAD_DIM, BITS, GROUP, BLOCK_N, RESHAPE)
         v = _unpack_tile(vc_ptr + c_base, vs_ptr + s_base, vz_ptr + s_base, row, n_ok, stride_ctok, stride_stok,
                          HEAD_DIM, BITS, GROUP, BLOCK_N, RESHAPE)
-        if not DOT_F32:
-            k = k.to(q.dtype)
-            v = v.to(q.dtype)
+        k = k.to(tl.float32) if DOT_F32 else k.to(q.dtype)
+        v = v.to(tl.float32) if DOT_F32 else v.to(q.dtype)
         qk = tl.dot(q, tl.trans(k)) * qk_scale
         qk = tl.where(n_ok[None, :], qk, float("-inf"))
         acc, l_i, m_i = online_softmax_step(qk, v, acc, l_i, m_i, DOT_F32)

@@ -77,9 +77,9 @@ def _w4a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, k_per_split,
             packed = tl.load(w_row + ((k0 + offs_k) // 2)[None, :], mask=n_ok[:, None], other=0)
             codes = (packed.to(tl.int32) >> (((k0 + offs_k) % 2) * 4)[None, :]) & 15
         scale = tl.load(s_ptr + offs_n.to(tl.int64) * stride_sn + k0 // GROUP, mask=n_ok, other=0.0)
-        w = (codes - 8).to(tl.float32) * scale.to(tl.float32)[:, None]  # [BLOCK_N, BLOCK_K]
+        w = (codes - 8).to(tl.float16) * scale[:, None]  # [BLOCK_N, BLOCK_K], fp16 (codes exact)
         if DOT_F32:
-            acc = tl.dot(x.to(tl.float32), tl.trans(w), acc)
+            acc = tl.dot(x.to(tl.float32), tl.trans(w.to(tl.float32)), acc)
         else:
             acc = tl.dot(x, tl.trans(w.to(x.dtype)), acc)
     y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * stride_ym + offs_n[None, :]

@@ -7,7 +7,7 @@ or whatever the method reads), queries and outputs in the activation dtype; dequ
 
 Time: the KV stream as in ``attention_decode`` (split-KV occupancy, same splits rule), at the decode
 kernel's bandwidth fraction times ``stream_frac`` (a narrower element costs extra instructions per byte);
-the dequantization at ``dequant_frac`` of the fp32 (CUDA-core) rate, overlapped with the stream by the
+the dequantization at the width's ``dequant_frac`` of the fp32 (CUDA-core) rate, overlapped with the stream by the
 knee; a host fetch runs beside the kernel (the link term). Parameter group: ``attention_decode_quant``
 (with ``attention_decode``'s latency and occupancy).
 
@@ -57,7 +57,7 @@ def time(op: Op, hw, prm, xp, link_bytes_per_s, host_link_bytes_per_s):
     tm = ((op.act_read_bytes + op.act_write_bytes + op.kv_read_bytes / occ)
           / (hw.memory_bandwidth_bytes_per_s * d.efficiency_frac * stream))
     tc = (op.flops / (hw.peak(op.compute_dtype) * prm.attention_prefill.efficiency_frac)
-          + s["dequant_ops"] / (hw.peak("fp32") * q.dequant_frac))
+          + s["dequant_ops"] / (hw.peak("fp32") * q.dequant_frac(s["bits"])))
     link = 0.0
     rate = s.get("host_link_bytes_per_s") or host_link_bytes_per_s
     if rate is not None:

@@ -21,8 +21,9 @@ GROUP_SIZE = 128
 SCALE_BYTES = 2.0
 DEQUANT_OPS_PER_WEIGHT = 3.0
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) of the Triton kernel's autotune candidates.
-TRITON_CONFIGS = ((16, 32, 128, 4, 4), (16, 64, 128, 4, 4), (16, 128, 128, 4, 4), (16, 64, 64, 4, 4),
-                  (64, 128, 64, 4, 4), (128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (64, 64, 128, 4, 4))
+TRITON_CONFIGS = ((16, 32, 128, 4, 4), (16, 64, 128, 4, 4), (16, 64, 64, 4, 4), (16, 32, 64, 4, 3),
+                  (16, 128, 64, 8, 3), (64, 128, 64, 4, 4), (128, 128, 64, 8, 3), (128, 256, 64, 8, 3),
+                  (64, 64, 64, 4, 4))
 SMALL_M_TILE = 16
 SPLIT_MIN_K = 512
 SPLIT_MAX = 16
