@@ -74,7 +74,7 @@ def test_gpu_peaks_positive_finite_and_links_resolve(gpu_id):
         assert isinstance(link, Link)
         # The per-GPU figure and the link file describe the same per-direction rate.
         assert hw.scaleup_bandwidth_bytes_per_s == pytest.approx(link.bandwidth_bytes_per_s, rel=1e-9)
-    assert hw.architecture in {"ampere", "hopper", "ada", "cdna3"}
+    assert hw.architecture in {"ampere", "hopper", "ada", "blackwell", "cdna3"}
     assert 0 < hw.idle_power_w < hw.tdp_w
 
 
