@@ -113,6 +113,8 @@ def test_a_clock_cap_slows_steps_and_lowers_power():
     (lambda: serving.serve(HW, MODEL, serving.poisson(1.0, 5.0), scheduler_config=SchedulerConfig(preemption="x")),
      "preemption"),
     (lambda: serving.serve(HW, MODEL, serving.from_arrays([0.0], [600_000], [10])), "KV blocks"),
+    (lambda: serving.serve(HW, MODEL, serving.poisson(1.0, 5.0), slo_tpot_s=1e-4), "cannot be met"),
+    (lambda: serving.serve(HW, MODEL, serving.poisson(1.0, 5.0), slo_ttft_s=1e-3), "cannot be met"),
 ])
 def test_bad_inputs_raise_clear_errors(make, match):
     with pytest.raises(ValueError, match=match):

@@ -35,6 +35,7 @@ def test_serve_reads_an_azure_style_trace(tmp_path):
     (["--arrival", "weekly"], "--arrival"),
     (["--arrival", "trace"], "--trace"),
     (["--slo-ttft-ms", "0"], "slo_ttft_s"),
+    (["--slo-tpot-ms", "0.5", "--duration", "5"], "cannot be met"),
     (["--preemption", "drop"], "preemption"),
     (["--requests-csv", "/nonexistent/dir/r.csv", "--duration", "5"], "does not exist"),
 ])

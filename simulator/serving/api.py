@@ -152,4 +152,19 @@ def serve(hardware, model, requests: Requests, calibration="auto", *, tensor_par
                     clocks_hz=(sm_clock_hz,), state=state, power_cap_w=power_cap_w, scheduler_config=scheduler_config,
                     max_context_tokens=ctx, weight_dtype=weight_dtype, activation_dtype=activation_dtype,
                     kv_dtype=kv_dtype)
+    check_reachable(inst, requests, slo_ttft_s, slo_tpot_s)
     return simulate(inst, requests, scheduler_config, 0, slo_ttft_s, slo_tpot_s)
+
+
+def check_reachable(inst: Instance, req: Requests, slo_ttft_s, slo_tpot_s) -> None:
+    """Refuse SLOs below what the shortest request alone on the instance takes (no configuration of this
+    scheduler can meet them): its prefill for TTFT, a batch-1 decode step for TPOT."""
+    p = float(req.prompt_tokens.min())
+    ttft = inst.table.prefill(0, 1, p)[0]
+    tpot = inst.table.decode(0, 1, p)[0]
+    if slo_ttft_s is not None and slo_ttft_s < ttft:
+        raise SLOError(f"slo_ttft_s = {slo_ttft_s:g} s cannot be met: the shortest prompt ({p:.0f} tokens) alone "
+                       f"takes {ttft:.4g} s to prefill on this instance")
+    if slo_tpot_s is not None and slo_tpot_s < tpot:
+        raise SLOError(f"slo_tpot_s = {slo_tpot_s:g} s cannot be met: one decode step alone takes {tpot:.4g} s "
+                       f"on this instance")

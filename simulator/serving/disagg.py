@@ -17,7 +17,7 @@ import pandas as pd
 import hwspecs
 from simulator import memory
 from simulator.serving import metrics, scheduler
-from simulator.serving.api import ServingResult, check_slo, instance
+from simulator.serving.api import ServingResult, check_reachable, check_slo, instance
 from simulator.serving.arrivals import Requests, TraceError, from_arrays
 from simulator.serving.scheduler import SchedulerConfig
 from workloads.scenario import check_count
@@ -58,6 +58,7 @@ def serve_disaggregated(hardware, model, requests: Requests, calibration="auto",
     ctx = int((requests.prompt_tokens + requests.output_tokens).max())
     inst = instance(hardware, model, calibration, tensor_parallel=tensor_parallel, engine=engine,
                     scheduler_config=scheduler_config, max_context_tokens=ctx)
+    check_reachable(inst, requests, slo_ttft_s, slo_tpot_s)
     n = len(requests)
     first = np.full(n, np.nan)
     pre, pre_rows = _pool(inst, from_arrays(requests.arrival_s, requests.prompt_tokens, np.ones(n, np.int64)),
