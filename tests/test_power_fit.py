@@ -81,3 +81,17 @@ def test_burst_rows_set_the_gemm_ceiling():
     states = split_fit_score(pd.DataFrame(rows), by=("kernel", "state")).assign(split="fit")
     start = EffectParams(impl="vendor").with_values({"gemm.efficiency_frac": 0.8})
     assert fit_burst_ceilings(HW, states, start).gemm.efficiency_frac == pytest.approx(0.9, rel=1e-3)
+
+
+def test_eager_host_cost_is_eager_minus_the_measured_burst_time():
+    """Eager calls 12 µs above their own burst times give 12 µs, whatever the model thinks the GPU time is."""
+    from validate.power_fit import fit_eager_calls
+
+    rows = []
+    for i, (m, t_gpu) in enumerate([(16, 13e-6), (64, 12e-6), (1024, 45e-6)]):
+        shape = {"kernel": "gemm", "impl": "vendor", "dtype": "bf16", "m": m, "n": 4096, "k": 4096}
+        rows.append({"case_id": f"g{m}", "state": "burst", "split": "score", "median_s": t_gpu * 1.3, **shape})
+        rows.append({"case_id": f"g{m}", "state": "eager_call", "split": "fit", "median_s": t_gpu * 1.3 + 12e-6,
+                     **shape})
+    fitted = fit_eager_calls(HW, pd.DataFrame(rows), EffectParams(impl="vendor"))
+    assert fitted.host.eager_call_cublas_s == pytest.approx(12e-6)

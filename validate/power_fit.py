@@ -121,17 +121,23 @@ def fit_power(hw, power: pd.DataFrame | None, states: pd.DataFrame | None, param
 
 
 def fit_eager_calls(hw, states: pd.DataFrame | None, params: EffectParams) -> EffectParams:
-    """Per kernel library, the host's per-call launch cost: the median over its "eager_call" rows of
-    (one call timed with events around it − the kernel's predicted GPU time)."""
+    """Per kernel library, the host's per-call launch cost: the median over its "eager_call" rows of the
+    fit split of (one call timed with events around it − the same case's GPU time). The GPU time is the
+    case's measured burst time where states.csv has it (eager calls run after idle, at boost; a model
+    error in the GPU time would otherwise land in the host cost), else the predicted burst time."""
     if states is None or not len(states):
         return params
-
     calls = states[(states["state"] == "eager_call") & states["kernel"].isin(list(KINDS))]
+    if "split" in calls:
+        calls = calls[calls["split"] == "fit"]
+    burst = states[states["state"] == "burst"].set_index("case_id")["median_s"]
     gaps: dict[str, list[float]] = {}
     for r in calls.to_dict("records"):
         kind = KINDS[r["kernel"]]
-        gpu = simulator.predict_kernel(hw, r["kernel"], calibration=_as_calibration(hw, params), impl="vendor",
-                                       state="burst", **kind.shape_from_row(r)).time_s
+        gpu = burst.get(r["case_id"])
+        if gpu is None or not np.isfinite(gpu):
+            gpu = simulator.predict_kernel(hw, r["kernel"], calibration=_as_calibration(hw, params), impl="vendor",
+                                           state="burst", **kind.shape_from_row(r)).time_s
         gaps.setdefault(kind.library, []).append(r["median_s"] - gpu)
     return params.with_values({f"host.eager_call_{lib}_s": float(max(np.median(g), 0.0)) for lib, g in gaps.items()})
 
