@@ -24,7 +24,7 @@ import numpy as np
 import hwspecs
 from hwspecs.calibration import EffectParams
 from hwspecs.schema import Hardware
-from simulator import kv_compression
+from simulator import kv_compression, weight_quant
 from simulator.kinds.base import xp_for
 from simulator.ops import forward_op_list
 from simulator.power import PowerModel, op_work, power_model, settle, throttle
@@ -115,7 +115,7 @@ def _timed_pass(s: Setup, batch, q_tokens, kv_tokens, layer_only=False, with_bou
     """(Op, OpTime) pairs of one forward pass at the boost clock."""
     ops = forward_op_list(s.model, batch, q_tokens, kv_tokens, weight_dtype=s.weight_dtype, act_dtype=s.act_dtype,
                           kv_dtype=s.kv_dtype, tp=s.tp, parallel=s.par, links=s.links)
-    ops = kv_compression.apply(s, ops)
+    ops = weight_quant.apply(s, kv_compression.apply(s, ops))
     if layer_only:
         ops = [op for op in ops if op.scope == "layer"]
     return time_ops(s, ops, with_bound=with_bound, xp=xp_for(batch, q_tokens, kv_tokens))
