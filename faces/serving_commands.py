@@ -178,10 +178,6 @@ def write_power_png(path: Path, series: pd.DataFrame, policy, title: str) -> Non
 
 
 def register_planner(app: typer.Typer, friendly) -> None:
-    from simulator.serving.oversubscribe import oversubscribe as plan_row
-    from simulator.serving.planner import PrioritySLO, RowWorkload, Server
-    from simulator.serving.policy import Policy
-
     @app.command()
     @friendly
     def oversubscribe(hardware: str = typer.Option("dgx-a100-80gb", "--hardware", "-H", help="system or GPU id"),
@@ -205,6 +201,10 @@ def register_planner(app: typer.Typer, friendly) -> None:
                       series_csv: Optional[Path] = typer.Option(None, "--series-csv", help="write row power per second"),
                       as_json: bool = typer.Option(False, "--json")):
         """POLCA-style row planner: the most servers a power budget holds with no brake and SLOs met."""
+        from simulator.serving.oversubscribe import oversubscribe as plan_row  # on use: keeps start-up light
+        from simulator.serving.planner import PrioritySLO, RowWorkload, Server
+        from simulator.serving.policy import Policy
+
         policy = Policy(t1_frac=t1, t2_frac=t2, hysteresis_frac=hysteresis, telemetry_period_s=telemetry_s,
                         capping_latency_s=capping_latency_s)
         w = RowWorkload(peak_load_frac=peak_load, prompt_tokens=prompt, output_tokens=output,

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import networkx as nx
 import numpy as np
 
 import hwspecs
 from hwspecs.schema import DTYPE_BYTES, System
 from simulator.kinds.collective import ALGORITHMS, ALL_GATHER, ALL_REDUCE, ALL_TO_ALL, REDUCE_SCATTER
+from simulator.lazy import lazy_module
 from simulator.quant import bytes_per_weight, kept_dtype
 from workloads.model import ModelSpec
 from workloads.parallel import Parallel
+
+nx = lazy_module("networkx")  # on use (overlapped layers only): keeps `hwperf predict` start-up light
 
 COLLECTIVE_KINDS = (ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER, ALL_TO_ALL)
 

@@ -61,3 +61,15 @@ def test_sweep_table_shows_the_swept_axes():
 def test_bounds_with_none_fitting_says_so():
     r = RUN.invoke(app, ["bounds"], env={"COLUMNS": "160"})
     assert "none fit" in r.output and "(0 users)" not in r.output and "(1 users)" not in r.output
+
+
+def test_cli_start_up_stays_light():
+    """`hwperf predict` must not pay for pandas, networkx or the serving simulator at start-up (lazy imports;
+    the wall-time figure is measured with farm-bench, not here)."""
+    import subprocess
+    import sys
+    code = ("import sys, faces.cli, simulator; simulator.predict('h100-sxm5-80gb', 'llama-3-8b'); "
+            "print(sorted(m for m in ('pandas', 'networkx', 'simulator.serving', 'scipy', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=__import__("pathlib").Path(__file__).parent.parent)
+    assert out.stdout.strip() == "[]", out.stdout
