@@ -11,6 +11,7 @@ from simulator.serving import profile_fit as pf
 from workloads.engine_profile import EngineProfile, EngineProfileError, available_engines, load_engine
 
 runner = CliRunner()
+MODEL_8B = "llama-3-8b"
 TABLE = "workloads/engines/tables/nemo-trtllm-llama-2-7b.csv"
 
 
@@ -70,3 +71,14 @@ def test_calibrate_engine_bad_tables(tmp_path, content, text):
     p.write_text(content)
     res = runner.invoke(app, ["calibrate-engine", "--table", str(p)])
     assert res.exit_code == 2 and text in res.output
+
+
+def test_fused_elementwise_ops_stream_at_copy_rate():
+    """The H100 layer calibration fits eager elementwise kernels well below copy bandwidth; a fusing engine
+    runs them at the copy rate, so its prefill is faster while GEMM time is unchanged."""
+    base = load_engine("kernels-only")
+    unfused = EngineProfile(**{**base.model_dump(), "id": "u", "fused_elementwise": False})
+    fast = serving.instance("h100-sxm5-80gb", MODEL_8B, engine=base, max_context_tokens=4096)
+    slow = serving.instance("h100-sxm5-80gb", MODEL_8B, engine=unfused, max_context_tokens=4096)
+    t_fast, t_slow = fast.table.prefill(0, 1, 2048)[0], slow.table.prefill(0, 1, 2048)[0]
+    assert t_fast < 0.95 * t_slow
