@@ -23,8 +23,15 @@ def register(app: typer.Typer, friendly, UserError) -> None:
                  out: Optional[Path] = typer.Option(None, "--out", help="folder (default validate/measurements/<id>)"),
                  quick: bool = typer.Option(False, "--quick", help="a small subset, seconds"),
                  only_states: bool = typer.Option(False, "--only-states",
-                                                  help="only burst/sustained/eager-call states and DRAM bytes")):
+                                                  help="only burst/sustained/eager-call states and DRAM bytes"),
+                 multi_gpu: bool = typer.Option(False, "--multi-gpu", help="collectives (1 KB-1 GB) and tensor-"
+                                                "parallel Llama-3-8B-shaped layers over every visible GPU, one "
+                                                "process each (validate/multi_gpu.py)")):
         """Run every kernel and its vendor reference on this machine's GPU and record measurements."""
+        if multi_gpu:
+            from validate import multi_gpu as mg
+            mg.main([*(["--quick"] if quick else []), *(["--out", str(out)] if out else [])])
+            return
         try:
             from validate.measure import run_all
             from validate.run import run_states_only
