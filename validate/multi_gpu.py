@@ -247,9 +247,13 @@ def run(nproc: int, backend: str, quick: bool = False, tiny: bool = False, n_rep
            "decode": list(decode or (DECODE_SHAPES[:2] if quick else DECODE_SHAPES))}
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "rows.jsonl")
-        # CPU processes fork (no second torch import); CUDA needs fresh processes
+        # Fresh processes: forking a parent whose threads hold locks (OpenMP, triton) can deadlock. On CPU a
+        # fork server that has imported torch once forks the workers (one torch import instead of two).
+        method = "spawn" if backend == "nccl" else "forkserver"
+        if method == "forkserver":
+            mp.set_forkserver_preload(["torch", "torch.distributed"])
         mp.start_processes(worker, args=(nproc, _free_port(), backend, cfg, out), nprocs=nproc, join=True,
-                           start_method="spawn" if backend == "nccl" else "fork")
+                           start_method=method)
         return [json.loads(line) for line in Path(out).read_text().splitlines() if line]
 
 
