@@ -92,7 +92,7 @@ def explore() -> None:
     with tabs[4]:
         pw = app_view.power_sweep(hw_id, model_id, scenario, calibration)
         st.plotly_chart(app_view.power_figure(pw), width="stretch")
-        st.dataframe(pw, width="stretch", hide_index=True)
+        st.dataframe(app_view.power_table(pw), width="stretch", hide_index=True)
 
 
 def compare() -> None:

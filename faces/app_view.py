@@ -181,6 +181,18 @@ def power_sweep(hw_id: str, model_id: str, scenario: workloads.Scenario, calibra
     return power_report.power_table(hw_id, model_id, power_report.default_caps_w(hw_id), calibration, **fields)
 
 
+def power_table(df):
+    """The power-cap sweep in human units."""
+    import pandas as pd
+
+    return pd.DataFrame({"cap": df.power_cap_w.map(lambda x: f"{x:.0f} W"), "TTFT": df.ttft_s.map(display.seconds),
+                         "TPOT": df.tpot_s.map(display.seconds),
+                         "decode tok/s": df.decode_tokens_per_s.map(lambda x: f"{x:,.0f}"),
+                         "prefill": [f"{w:.0f} W @ {c / 1e6:.0f} MHz" for w, c in zip(df.prefill_power_w, df.prefill_clock_hz)],
+                         "decode": [f"{w:.0f} W @ {c / 1e6:.0f} MHz" for w, c in zip(df.decode_power_w, df.decode_clock_hz)],
+                         "J/token": df.energy_per_output_token_j.map(lambda x: f"{x:.3f}")})
+
+
 def power_figure(df):
     """TTFT and TPOT relative to the uncapped values, against the cap."""
     rel = df.assign(ttft=df.ttft_s / df.ttft_s.iloc[0], tpot=df.tpot_s / df.tpot_s.iloc[0],
