@@ -35,7 +35,7 @@ def _tier_rates(tier: str, storage) -> tuple[float | None, float | None]:
     if tier == "host":
         return None, None
     if tier != "ssd":
-        raise ValueError(f"tier must be 'host' or 'ssd', got {tier!r}")
+        raise ValueError(f"tier must be one of host, ssd, ddr, nvme, csd, got {tier!r}")
     dev = hwspecs.load(storage or "nvme-gen4-ssd")
     if dev.kind not in ("ssd", "csd"):
         raise ValueError(f"storage must be an ssd or csd id, got {dev.id} ({dev.kind})")
@@ -44,14 +44,23 @@ def _tier_rates(tier: str, storage) -> tuple[float | None, float | None]:
 
 def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dtype="bf16", weight_dtype="bf16",
                    activation_dtype="bf16", tensor_parallel=1, tier="host", storage=None,
-                   pinned=True, kv_method=None) -> ContextSwitch:
+                   pinned=True, kv_method=None, system=None) -> ContextSwitch:
     """Cost of swapping one request's KV cache (``context_tokens``) out and another's in.
 
     tier "host": host DDR over the GPU's host link (pinned or pageable). tier "ssd": an NVMe SSD or CSD
     id (``storage``, default nvme-gen4-ssd) behind the host link — the slower of link and drive.
     Swap = out + in, one after the other (Fu, arXiv 2405.08944); recompute = prefill of the context.
     ``kv_method``: the request's KV is swapped compressed, metadata and residual window included.
+    tier "ddr", "nvme" or "csd": over that tier's path in ``system`` (``simulator.tiers``; default: the
+    GPU with a DDR4 host), recompute as a prefill pass of its own (``simulator.switching.swap``).
     """
+    if tier in ("ddr", "nvme", "csd"):
+        from simulator.switching import swap  # tiers as a path
+        sw = swap(hardware, model, context_tokens, calibration, system=system, tier=tier, kv_method=kv_method,
+                  kv_dtype=kv_dtype, weight_dtype=weight_dtype, tensor_parallel=tensor_parallel)
+        return ContextSwitch(sw.context_tokens, sw.kv_bytes, tier, sw.slowest_in_bytes_per_s, sw.swap_out_s,
+                             sw.swap_in_s, sw.swap_s, sw.recompute_alone_s,
+                             "swap" if sw.swap_s < sw.recompute_alone_s else "recompute")
     context_tokens = check_count("context_tokens", context_tokens)
     pinned = check_flag("pinned", pinned)
     hw, m, prm, _ = resolve(hardware, model, calibration)

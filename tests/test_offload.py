@@ -6,6 +6,7 @@ import itertools
 import pytest
 
 import hwspecs
+import simulator
 from hwspecs.schema import System
 from simulator import memory, offload, switching
 from simulator.api import resolve, setup
@@ -104,3 +105,13 @@ def test_flexgen_step_streams_the_kv_over_the_drive():
     ssd = hwspecs.load("nvme-gen4-ssd")
     kv = 32 * 1800 * 2 * m.n_layers * m.n_kv_heads * m.head_dim * 2
     assert offload.flexgen_step_s(s, t, 32, 1800, "nvme") >= kv / ssd.seq_read_bytes_per_s
+
+
+def test_context_switch_reaches_the_tiers_with_its_old_arguments():
+    host = simulator.context_switch("h100-sxm5-80gb", "mistral-7b", 20_000)  # the original host-link path
+    ddr = simulator.context_switch("h100-sxm5-80gb", "mistral-7b", 20_000, tier="ddr")
+    assert ddr.swap_s == pytest.approx(host.swap_s, rel=1e-9) and ddr.kv_bytes == host.kv_bytes
+    nvme = simulator.context_switch(None, "mistral-7b", 20_000, tier="nvme", system="dgx-h100")
+    assert nvme.swap_s > ddr.swap_s
+    with pytest.raises(ValueError, match="tier must be one of host, ssd, ddr, nvme, csd"):
+        simulator.context_switch("h100-sxm5-80gb", "mistral-7b", 20_000, tier="tape")
