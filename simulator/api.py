@@ -43,8 +43,9 @@ def setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
     fit.check_tensor_parallel(m, tp)
     method = kv_methods.parse(kv_method)
     method.check_model(m.head_dim, m.n_kv_heads)
-    return engine.make_setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tp, state, power_cap_w, sm_clock_hz,
-                             None if method.family == "none" else method)
+    s = engine.make_setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tp, state, power_cap_w, sm_clock_hz,
+                          None if method.family == "none" else method)
+    return parallel.attach(s, hw)  # tensor-parallel collectives over the GPU's scale-up link, as predict times them
 
 
 def _resolve_setup(hardware, model, calibration, *args, split=None, collective_algorithm="ring", **power):

@@ -157,3 +157,22 @@ def test_data_parallel_attention_multiplies_concurrency():
     # each GPU keeps its own sequences' latent KV: the replica holds 8× one GPU's share
     assert float(per_seq) * 8 == pytest.approx(math.ceil(9216 / 16) * 16 * 70_272)
     assert dp.max_concurrency > 8
+
+
+def test_sweep_and_predict_time_tensor_parallel_collectives_alike():
+    df = simulator.sweep("h200-sxm-141gb", "llama-3-70b", batch=[8], prompt_tokens=[1024], output_tokens=[64],
+                         tensor_parallel=[8])
+    p = simulator.predict("h200-sxm-141gb", "llama-3-70b", workloads.Scenario(batch=8, prompt_tokens=1024,
+                                                                                output_tokens=64, tensor_parallel=8))
+    assert df.tpot_s.iloc[0] == pytest.approx(p.tpot_s) and df.ttft_s.iloc[0] == pytest.approx(p.ttft_s)
+
+
+def test_cli_rejects_bad_degrees_with_exit_2():
+    from typer.testing import CliRunner
+
+    from faces.cli import app
+    r = CliRunner().invoke(app, ["predict", "-m", "llama-3-8b", "-H", "hgx-h200", "--pipeline-parallel", "64"])
+    assert r.exit_code == 2 and "pipeline_parallel=64" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["predict", "-m", "deepseek-v3", "-H", "hgx-h200", "--expert-parallel", "8",
+                                 "--data-parallel-attention", "--weight-dtype", "fp8", "--json"])
+    assert r.exit_code == 0, r.output
