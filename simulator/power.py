@@ -31,6 +31,11 @@ _SETTLE_ITERATIONS = 8  # regula falsi steps: P(φ) is smooth, 8 reach ~1e-6 W
 _SETTLE_TOLERANCE_W = 1e-3
 
 
+def sixteen_bit_dtype(hw) -> str:
+    """The 16-bit tensor dtype the power scale is normalised to: bf16, or fp16 where there is none (Turing)."""
+    return "bf16" if "bf16" in hw.peak_flops_per_s else "fp16"
+
+
 @dataclass(frozen=True)
 class PowerModel:
     state: str
@@ -105,7 +110,7 @@ def power_model(hw, prm, state="sustained", power_cap_w=None, sm_clock_hz=None) 
         phi_max = clock / hw.boost_clock_hz
     dram_j = p.dram_power_frac * hw.tdp_w / hw.memory_bandwidth_bytes_per_s
     return PowerModel(state, idle, p.active_power_frac * hw.tdp_w,
-                      p.tensor_power_frac * hw.tdp_w / hw.peak("bf16"),
+                      p.tensor_power_frac * hw.tdp_w / hw.peak(sixteen_bit_dtype(hw)),
                       dram_j, min(p.hbm_device_j_per_byte, dram_j), p.voltage_exponent, cap,
                       phi_max, min(p.min_clock_frac, phi_max), hw.boost_clock_hz, hw, p.tensor_8bit_energy_frac)
 
