@@ -14,6 +14,7 @@ would be (their achieved bandwidth is printed), so the default predictions do no
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pandas as pd
 
 import hwspecs
 from hwspecs.calibration import Calibration
+from hwspecs.effects import QuantDecodeAttentionParams, W4A16GemmParams
 from validate.calibrate import fit_stage, predict_rows, select_gpu_time_rows, split_fit_score
 from validate.runner import DEFAULT_OUT_DIR, write_csv_atomic
 
@@ -52,13 +54,15 @@ def fit(folder: Path, hardware_id: str = "h200-sxm-141gb"):
     hw = hwspecs.resolve_hardware(hardware_id)
     cal = hwspecs.load_calibration(hardware_id)
     quant, raw = load_rows(folder)
-    params = cal.params("triton")
-    start = params
+    # the two groups start from their priors (so a refit does not depend on the profile's previous fit)
+    start = dataclasses.replace(cal.params("triton"), attention_decode_quant=QuantDecodeAttentionParams(),
+                                gemm_w4a16=W4A16GemmParams())
+    params = start
     for stage in STAGES:
         rows = quant[(quant["split"] == "fit") & (quant["kernel"] == stage)].to_dict("records")
         params = fit_stage(hw, rows, params, stage, "triton")
     out = []
-    for label, p in (("default", start), ("fitted", params)):
+    for label, p in (("prior", start), ("fitted", params)):
         pred = predict_rows(hw, quant.to_dict("records"), Calibration.from_params(hw.id, p, p), "triton",
                             state="burst")
         out.append(quant.assign(params=label, predicted_s=pred, error_frac=pred / quant["median_s"] - 1.0))

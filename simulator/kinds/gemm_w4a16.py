@@ -2,9 +2,9 @@
 (GPTQ, arXiv 2210.17323; AWQ, arXiv 2306.00978), dequantized in registers before the tensor cores.
 
 Counts: 2·m·n·k FLOPs; HBM bytes = x (m·k·2) + packed weights (n·k/2) + scales (n·k/128·2) + y (m·n·2)
-(``hbm_bytes``; ``kernels/gemm_w4a16.py`` counts with it). Dequantization: every M tile unpacks its
-[BLOCK_N, K] weight slice again — ceil(m / BLOCK_M)·n·k·3 non-tensor operations (shift/mask, subtract,
-scale).
+(``hbm_bytes``; ``kernels/gemm_w4a16.py`` counts with it). Dequantization: every tile unpacks its
+[BLOCK_N, K / splits] weight slice on its own SM (3 non-tensor operations per weight: shift/mask,
+subtract, scale), so it runs in the same waves as the tile's MMAs.
 
 Time: tiles and waves as ``gemm.tiled_s`` over hwperf's kernel's tiles (no split-K) at ``efficiency_frac``
 of the 16-bit peak, plus dequantization at ``dequant_frac`` of the fp32 (CUDA-core) rate, knee'd with the
@@ -65,7 +65,9 @@ def time(op: Op, hw, prm, xp, link_bytes_per_s, host_link_bytes_per_s):
         if tm > max(SMALL_M_TILE, 1 << (int(m) - 1).bit_length()):
             continue  # pruned for skinny M (the kernel's rule: BLOCK_M ≤ max(16, next power of two ≥ m))
         t = tiled_s(m, n, k / splits, float(tm), float(tn), float(splits), hw.n_sms, rate, False, xp)
-        t = t + xp.ceil(m / tm) * n * k * DEQUANT_OPS_PER_WEIGHT / (hw.peak("fp32") * g.dequant_frac)
+        # each tile also unpacks its tn × k/splits weights on its SM's CUDA cores, wave by wave
+        waves = xp.ceil(xp.ceil(m / tm) * xp.ceil(n / tn) * splits / hw.n_sms)
+        t = t + waves * tn * (k / splits) * DEQUANT_OPS_PER_WEIGHT / (hw.peak("fp32") / hw.n_sms * g.dequant_frac)
         tc = t if tc is None else xp.minimum(tc, t)
     tm_s = op.hbm_bytes / (hw.memory_bandwidth_bytes_per_s * g.stream_frac)
     return tc, tm_s, g.latency_s, 0.0
