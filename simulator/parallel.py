@@ -17,6 +17,7 @@ step takes max(m, p) · t_stage: no bubble once m ≥ p, idle stages when m < p.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from simulator.kinds.collective import ALGORITHMS, ALL_GATHER, ALL_REDUCE, ALL_T
 from simulator.lazy import lazy_module
 from simulator.quant import bytes_per_weight, kept_dtype
 from workloads.model import ModelSpec
-from workloads.parallel import Parallel
+from workloads.parallel import SINGLE, Parallel
 
 nx = lazy_module("networkx")  # on use (overlapped layers only): keeps `hwperf predict` start-up light
 
@@ -65,6 +66,11 @@ def topology(hardware) -> Topology:
     out = None if spec.scaleout_link is None else hwspecs.load(spec.scaleout_link)
     return Topology(spec.gpus_per_node, rate, lat, out.bandwidth_bytes_per_s if out else None,
                     out.latency_s if out else 0.0, spec.n_accelerators)
+
+
+@lru_cache(maxsize=64)
+def _topology_by_id(hardware: str) -> Topology:
+    return topology(hardware)
 
 
 def group_link(topo: Topology, n_ranks: int, algorithm: str = "ring") -> dict:
@@ -219,12 +225,15 @@ def check(par: Parallel, model: ModelSpec, hardware, topo: Topology) -> Parallel
 def attach(s, hardware, par: Parallel | None = None, algorithm: str = "ring"):
     """``s`` with its split and links (unchanged for one GPU). ``hardware``: the API's hardware argument
     (a System gives node sizes and the scale-out link)."""
-    par = Parallel(tensor_parallel=s.tp) if par is None else par
+    if par is None:
+        if s.tp == 1:
+            return s
+        par = Parallel(tensor_parallel=s.tp)
     if par.tensor_parallel != s.tp:
         raise ValueError(f"tensor_parallel={s.tp} disagrees with the split's {par.tensor_parallel}")
-    if par == Parallel():
+    if par == SINGLE:
         return s
-    topo = topology(hardware)
+    topo = _topology_by_id(hardware) if isinstance(hardware, str) else topology(hardware)
     check(par, s.model, hardware, topo)
     if par.n_gpus == 1:
         return s

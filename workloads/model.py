@@ -14,6 +14,7 @@ Parameter counts here are checked against a torch module built on the ``meta`` d
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -104,11 +105,8 @@ class ModelSpec(BaseModel):
         """The layer groups: ``layer_groups``, or one group of the flat fields' uniform layer."""
         if self.layer_groups:
             return self.layer_groups
-        attn = AttentionSpec(n_q_heads=self.n_q_heads, n_kv_heads=self.n_kv_heads, head_dim=self.head_dim,
-                             qkv_bias=self.qkv_bias, out_bias=self.out_bias)
-        mlp = MLPSpec(ffn_hidden=self.ffn_hidden, gated=self.gated_mlp, bias=self.out_bias,
-                      n_experts=self.n_experts, top_k=self.top_k)
-        return (LayerGroup(n_layers=self.n_layers, attention=attn, mlp=mlp),)
+        return _uniform_group(self.n_layers, self.n_q_heads, self.n_kv_heads, self.head_dim, self.qkv_bias,
+                              self.out_bias, self.ffn_hidden, self.gated_mlp, self.n_experts, self.top_k)
 
     # ---- parameter accounting (elements) -------------------------------------------------------------
     @property
@@ -166,3 +164,13 @@ class ModelSpec(BaseModel):
     def kv_heads_per_gpu(self, tensor_parallel: int) -> int:
         """KV heads held by one GPU: split across ranks, replicated when there are fewer heads than ranks."""
         return math.ceil(self.n_kv_heads / tensor_parallel)
+
+
+@lru_cache(maxsize=256)
+def _uniform_group(n_layers, n_q_heads, n_kv_heads, head_dim, qkv_bias, out_bias, ffn_hidden, gated, n_experts,
+                   top_k) -> tuple[LayerGroup, ...]:
+    """The one layer group of a flat (uniform) model; cached: a prediction asks for it ~10 times."""
+    attn = AttentionSpec(n_q_heads=n_q_heads, n_kv_heads=n_kv_heads, head_dim=head_dim, qkv_bias=qkv_bias,
+                         out_bias=out_bias)
+    mlp = MLPSpec(ffn_hidden=ffn_hidden, gated=gated, bias=out_bias, n_experts=n_experts, top_k=top_k)
+    return (LayerGroup(n_layers=n_layers, attention=attn, mlp=mlp),)
