@@ -73,3 +73,10 @@ def test_cli_start_up_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=__import__("pathlib").Path(__file__).parent.parent)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_wide_per_op_table_adds_the_detail_columns():
+    narrow, wide = _run("predict", "--ops"), _run("predict", "--ops", "--wide")
+    head = next(line for line in wide.output.splitlines() if line.lstrip().startswith("op "))
+    assert all(c in head for c in ("kind", "FLOPs", "bytes", "power", "clock"))
+    assert "clock" not in next(line for line in narrow.output.splitlines() if line.lstrip().startswith("op "))
