@@ -9,6 +9,8 @@ committed profile for the device (else a same-architecture transfer prior, else 
 
 from __future__ import annotations
 
+import dataclasses
+
 import hwspecs
 from simulator import engine, fit, memory, parallel, trust
 from simulator.engine import Setup
@@ -48,11 +50,13 @@ def setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
     return parallel.attach(s, hw)  # tensor-parallel collectives over the GPU's scale-up link, as predict times them
 
 
-def _resolve_setup(hardware, model, calibration, *args, split=None, collective_algorithm="ring", **power):
+def _resolve_setup(hardware, model, calibration, *args, split=None, collective_algorithm="ring", expert_imbalance=1.0,
+                   **power):
     hw, m, prm, label = resolve(hardware, model, calibration)
     s = setup(hw, m, prm, *args, **power)
     fit.check_gpu_count(hardware, s.tp)
-    return parallel.attach(s, hardware, split, collective_algorithm), label
+    s = parallel.attach(s, hardware, split, collective_algorithm)
+    return (s if expert_imbalance == 1.0 else dataclasses.replace(s, expert_imbalance=expert_imbalance)), label
 
 
 def prefill(hardware, model, batch, prompt_tokens, calibration="auto", *, weight_dtype="bf16",
@@ -91,7 +95,7 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
     s, label = _resolve_setup(hardware, model, calibration, sc.weight_dtype, sc.activation_dtype, sc.kv_dtype,
                               sc.tensor_parallel, state=sc.state, power_cap_w=sc.power_cap_w,
                               sm_clock_hz=sc.sm_clock_hz, kv_method=sc.kv_method, split=sc.parallel,
-                              collective_algorithm=sc.collective_algorithm)
+                              collective_algorithm=sc.collective_algorithm, expert_imbalance=sc.expert_imbalance)
     fit.check_context(s.model, sc.context_tokens)
     if s.kv_method is not None:
         s.kv_method.check_context(sc.context_tokens)

@@ -52,6 +52,7 @@ class Setup:
     kv_method: Any = None  # a workloads.kv_methods.KVMethod (None: the dense KV dtype)
     par: Any = None  # a workloads.parallel.Parallel (None: tensor parallel ``tp`` only)
     links: Any = None  # the parallel groups' links (simulator.parallel.links)
+    expert_imbalance: float = 1.0  # MoE routing skew (simulator.blocks.expected_experts_touched)
 
 
 @lru_cache(maxsize=64)
@@ -114,7 +115,8 @@ def time_ops(s: Setup, ops, clock_frac=1.0, with_bound=True, xp=None):
 def _timed_pass(s: Setup, batch, q_tokens, kv_tokens, layer_only=False, with_bound=True):
     """(Op, OpTime) pairs of one forward pass at the boost clock."""
     ops = forward_op_list(s.model, batch, q_tokens, kv_tokens, weight_dtype=s.weight_dtype, act_dtype=s.act_dtype,
-                          kv_dtype=s.kv_dtype, tp=s.tp, parallel=s.par, links=s.links)
+                          kv_dtype=s.kv_dtype, tp=s.tp, parallel=s.par, links=s.links,
+                          expert_imbalance=s.expert_imbalance)
     ops = weight_quant.apply(s, kv_compression.apply(s, ops))
     if layer_only:
         ops = [op for op in ops if op.scope == "layer"]

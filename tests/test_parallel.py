@@ -176,3 +176,13 @@ def test_cli_rejects_bad_degrees_with_exit_2():
     r = CliRunner().invoke(app, ["predict", "-m", "deepseek-v3", "-H", "hgx-h200", "--expert-parallel", "8",
                                  "--data-parallel-attention", "--weight-dtype", "fp8", "--json"])
     assert r.exit_code == 0, r.output
+
+
+def test_expert_imbalance_through_predict():
+    sc = dict(batch=64, prompt_tokens=512, output_tokens=32)
+    even = simulator.predict("h200-sxm-141gb", "qwen3-30b-a3b", workloads.Scenario(**sc))
+    skew = simulator.predict("h200-sxm-141gb", "qwen3-30b-a3b", workloads.Scenario(expert_imbalance=4.0, **sc))
+    # a hot set of 32 of 128 experts: fewer expert weights streamed per decode step, a shorter step
+    assert skew.tpot_s < even.tpot_s
+    with pytest.raises(ValueError, match="expert_imbalance"):
+        workloads.Scenario(expert_imbalance=0.5)

@@ -102,6 +102,8 @@ class Scenario(BaseModel):
     - ``pipeline_parallel``, ``expert_parallel``, ``data_parallel_attention``, ``micro_batches``,
       ``overlap_comm``, ``collective_algorithm``: the split of one replica over GPUs
       (``workloads.parallel.Parallel``; ``parallel`` gives it).
+    - ``expert_imbalance``: MoE routing skew f ≥ 1: tokens spread over a hot set of E/f experts (1: uniform;
+      ``simulator.blocks.expected_experts_touched``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -128,6 +130,7 @@ class Scenario(BaseModel):
     micro_batches: int | None = None
     overlap_comm: bool = False
     collective_algorithm: Literal["ring", "tree"] = "ring"
+    expert_imbalance: float = 1.0
 
     @field_validator(*_COUNTS, mode="before")
     @classmethod
@@ -143,6 +146,14 @@ class Scenario(BaseModel):
     @classmethod
     def _quantity(cls, v, info):
         return None if v is None and info.field_name != "memory_utilization_frac" else check_positive(info.field_name, v)
+
+    @field_validator("expert_imbalance", mode="before")
+    @classmethod
+    def _imbalance(cls, v, info):
+        v = check_positive(info.field_name, v, 1e6)
+        if v < 1.0:
+            raise ValueError(f"expert_imbalance must be ≥ 1 (1: uniform routing), got {v!r}")
+        return v
 
     @model_validator(mode="after")
     def _activation_dtype(self):
