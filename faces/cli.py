@@ -183,6 +183,8 @@ def predict(
     weight_dtype: str = typer.Option("bf16", help=H_W),
     activation_dtype: str = typer.Option("bf16", help=H_A),
     kv_dtype: str = typer.Option("bf16", help=H_KV),
+    kv_method: Optional[str] = typer.Option(None, "--kv-method", help="KV compression: kivi-2 (8/4/3/2), kvquant-3, "
+                                            "h2o, shadowkv, minicache (options: kivi-2:group=64,residual=32)"),
     cuda_graph: bool = typer.Option(True, "--cuda-graph/--eager", help="decode from CUDA graphs or eagerly"),
     tensor_parallel: int = typer.Option(1, help=H_TP),
     pipeline_parallel: int = typer.Option(1, help="pipeline stages (consecutive layers per stage), e.g. 2"),
@@ -208,7 +210,7 @@ def predict(
                             power_cap_w=power_cap, sm_clock_hz=_hz(sm_clock), pipeline_parallel=pipeline_parallel,
                             expert_parallel=expert_parallel, data_parallel_attention=data_parallel_attention,
                             micro_batches=micro_batches, overlap_comm=overlap_comm,
-                            collective_algorithm=collective_algorithm)
+                            collective_algorithm=collective_algorithm, kv_method=kv_method)
     p = simulator.predict(hardware, model, sc, calibration=_calibration_arg(calibration))
     if as_json:
         d = p.summary()

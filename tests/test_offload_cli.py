@@ -44,3 +44,12 @@ def test_cli_table_json_plot_and_errors(tmp_path):
                         (["--kv-method", "kivi-2:group=48"], "group_size")):
         r = runner.invoke(app, ["long-context", *args])
         assert r.exit_code == 2 and field in r.output and "Traceback" not in r.output, (args, r.output)
+
+
+def test_predict_takes_a_kv_method():
+    args = ["predict", "-m", "mistral-7b", "-H", "h200-sxm-141gb", "--prompt-tokens", "16000", "--batch", "4", "--json"]
+    dense = json.loads(runner.invoke(app, args).output)
+    kivi = json.loads(runner.invoke(app, [*args, "--kv-method", "kivi-2"]).output)
+    assert kivi["max_concurrency"] > dense["max_concurrency"] and kivi["tpot_s"] != dense["tpot_s"]
+    r = runner.invoke(app, ["predict", "--kv-method", "kivi-7"])
+    assert r.exit_code == 2 and "bits must be one of 8, 4, 3, 2" in r.output
