@@ -61,24 +61,33 @@ def _resolve_setup(hardware, model, calibration, *args, split=None, collective_a
 
 def prefill(hardware, model, batch, prompt_tokens, calibration="auto", *, weight_dtype="bf16",
             activation_dtype="bf16", kv_dtype="bf16", tensor_parallel=1, state="sustained", power_cap_w=None,
-            sm_clock_hz=None, kv_method=None) -> StepPrediction:
+            sm_clock_hz=None, kv_method=None, check_fit=True) -> StepPrediction:
     """Prefill of ``batch`` prompts of ``prompt_tokens`` tokens (eager) in operating ``state``
     ("sustained": clock settled under the power limit or ``power_cap_w``; "burst": boost), optionally at
-    a locked ``sm_clock_hz``. The result carries time, power, energy and clock."""
+    a locked ``sm_clock_hz``. The result carries time, power, energy and clock. Raises DoesNotFitError
+    as ``predict`` does when the pass does not fit in memory or the model's context, unless ``check_fit``
+    is False (timing what no GPU could hold)."""
     batch, prompt_tokens = check_count("batch", batch), check_count("prompt_tokens", prompt_tokens)
     s, _ = _resolve_setup(hardware, model, calibration, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
                           state=state, power_cap_w=power_cap_w, sm_clock_hz=sm_clock_hz, kv_method=kv_method)
+    if check_flag("check_fit", check_fit):
+        fit.check_context(s.model, prompt_tokens)
+        memory.check_step_fits(s, "prefill", batch, prompt_tokens, prompt_tokens)
     return StepPrediction.of(engine.prefill(s, batch, prompt_tokens), s.pm)
 
 
 def decode_step(hardware, model, batch, context_tokens, calibration="auto", cuda_graph=True, *,
                 weight_dtype="bf16", activation_dtype="bf16", kv_dtype="bf16", tensor_parallel=1, state="sustained",
-                power_cap_w=None, sm_clock_hz=None, kv_method=None) -> StepPrediction:
+                power_cap_w=None, sm_clock_hz=None, kv_method=None, check_fit=True) -> StepPrediction:
     """One decode step: one new token for each of ``batch`` sequences holding ``context_tokens`` tokens
-    (operating state and what-ifs as in ``prefill``; ``kv_method`` e.g. "kivi-2", see workloads.kv_methods)."""
+    (operating state, what-ifs and ``check_fit`` as in ``prefill``; ``kv_method`` e.g. "kivi-2", see
+    workloads.kv_methods)."""
     batch, context_tokens = check_count("batch", batch), check_count("context_tokens", context_tokens)
     s, _ = _resolve_setup(hardware, model, calibration, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
                           state=state, power_cap_w=power_cap_w, sm_clock_hz=sm_clock_hz, kv_method=kv_method)
+    if check_flag("check_fit", check_fit):
+        fit.check_context(s.model, context_tokens + 1)
+        memory.check_step_fits(s, "decode_step", batch, 1, context_tokens + 1)
     if s.kv_method is not None:
         s.kv_method.check_context(context_tokens)
     return StepPrediction.of(engine.decode_step(s, batch, context_tokens, check_flag("cuda_graph", cuda_graph)), s.pm)

@@ -44,7 +44,7 @@ def _tier_rates(tier: str, storage) -> tuple[float | None, float | None]:
 
 def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dtype="bf16", weight_dtype="bf16",
                    activation_dtype="bf16", tensor_parallel=1, tier="host", storage=None,
-                   pinned=True, kv_method=None, system=None) -> ContextSwitch:
+                   pinned=True, kv_method=None, system=None, check_fit=True) -> ContextSwitch:
     """Cost of swapping one request's KV cache (``context_tokens``) out and another's in.
 
     tier "host": host DDR over the GPU's host link (pinned or pageable). tier "ssd": an NVMe SSD or CSD
@@ -53,7 +53,17 @@ def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dt
     ``kv_method``: the request's KV is swapped compressed, metadata and residual window included.
     tier "ddr", "nvme" or "csd": over that tier's path in ``system`` (``simulator.tiers``; default: the
     GPU with a DDR4 host), recompute as a prefill pass of its own (``simulator.switching.swap``).
+    Raises DoesNotFitError when the model's weights and one request of ``context_tokens`` do not fit in
+    the GPU's memory or the model's context (there would be nothing to swap in), unless ``check_fit`` is
+    False.
     """
+    if check_flag("check_fit", check_fit) and hardware is not None:  # None: the system's GPU (tier paths)
+        hw_fit, m_fit, prm_fit, _ = resolve(hardware, model, calibration)
+        s_fit = setup(hw_fit, m_fit, prm_fit, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
+                      kv_method=kv_method)
+        n = check_count("context_tokens", context_tokens)
+        fit.check_context(s_fit.model, n)
+        memory.check_step_fits(s_fit, "context_switch", 1, 0, n)
     if tier in ("ddr", "nvme", "csd"):
         from simulator.switching import swap  # tiers as a path
         sw = swap(hardware, model, context_tokens, calibration, system=system, tier=tier, kv_method=kv_method,
@@ -106,7 +116,8 @@ def long_context_bounds(hardware, model, context_tokens, calibration="auto", *, 
         if s.kv_method is not None:
             s.kv_method.check_context(c)
         cs = context_switch(hw, m, c, calibration, kv_dtype=kv_dtype, weight_dtype=weight_dtype,
-                            activation_dtype=activation_dtype, tensor_parallel=tensor_parallel, kv_method=kv_method)
+                            activation_dtype=activation_dtype, tensor_parallel=tensor_parallel, kv_method=kv_method,
+                            check_fit=False)  # the bounds report a context none can hold as such
         per_token = m.kv_bytes_per_token(kv_dtype) * float(kv_compression.resident_frac(s, c))
         rows.append({"context_tokens": c, "kv_bytes_per_token": per_token, "kv_bytes_per_user": per_token * c,
                      "kv_bytes_per_user_per_gpu": cs.kv_bytes, "max_concurrency": conc,

@@ -104,6 +104,22 @@ def check_weights_fit(s: Setup, memory_utilization_frac=DEFAULT_MEMORY_UTILIZATI
             f"memory_utilization_frac); use more GPUs (tensor_parallel), a smaller weight_dtype, or a bigger device")
 
 
+def check_step_fits(s: Setup, what: str, batch, pass_tokens, context_tokens,
+                    memory_utilization_frac=DEFAULT_MEMORY_UTILIZATION_FRAC) -> None:
+    """The fit check ``predict`` makes, for one pass: the weights, ``batch`` sequences' KV cache of
+    ``context_tokens`` each, and the activations of a pass over ``pass_tokens`` tokens per sequence, within
+    the usable memory. ``what`` names the call in the error (prefill, decode_step, context_switch)."""
+    check_weights_fit(s, memory_utilization_frac)
+    need = float(weight_bytes_per_gpu(s) + batch * kv_bytes_per_sequence(s, context_tokens)
+                 + activation_bytes(s, batch * pass_tokens, batch))
+    have = usable_bytes(s, memory_utilization_frac)
+    if need > have:
+        raise DoesNotFitError(
+            f"{what}: batch={batch} of {context_tokens}-token sequences needs {need / 1e9:.1f} GB per GPU of "
+            f"{s.hw.id}'s {have / 1e9:.1f} GB usable (memory_utilization_frac {memory_utilization_frac:g}); "
+            f"pass check_fit=False to time it anyway")
+
+
 def max_concurrency(s: Setup, prompt_tokens, output_tokens, block_tokens=16,
                     memory_utilization_frac=DEFAULT_MEMORY_UTILIZATION_FRAC, prefill_chunk_tokens=None):
     """The largest n whose ``usage_bytes`` (n requests of P + T tokens, admitted as one batch) fits in the

@@ -111,3 +111,20 @@ def test_lm_head_stays_16_bit_in_the_op_graph():
     m = workloads.load_model(MODEL)
     head = p.ops.set_index("op").loc["lm_head"]
     assert head.weight_bytes == pytest.approx(m.vocab_size * m.hidden * 2)
+
+
+def test_step_apis_refuse_what_does_not_fit_unless_told():
+    """prefill, decode_step and context_switch make predict's fit check (issue 14), with an opt-out."""
+    from simulator.memory import DoesNotFitError
+    with pytest.raises(DoesNotFitError, match="prefill: batch=64"):
+        simulator.prefill("h100-sxm5-80gb", "llama-3-8b", 64, 8192)
+    with pytest.raises(DoesNotFitError, match="decode_step"):
+        simulator.decode_step("h100-sxm5-80gb", "llama-3-8b", 8192, 4096)
+    with pytest.raises(DoesNotFitError, match="context_switch"):
+        simulator.context_switch("a100-sxm4-80gb", "yi-34b", 50_000)
+    with pytest.raises(ValueError, match="max_context_tokens|context"):
+        simulator.decode_step("h100-sxm5-80gb", "llama-2-7b", 1, 100_000)
+    assert simulator.prefill("h100-sxm5-80gb", "llama-3-8b", 64, 8192, check_fit=False).time_s > 0
+    assert simulator.context_switch("a100-sxm4-80gb", "yi-34b", 50_000, check_fit=False).swap_s > 0
+    with pytest.raises(ValueError, match="check_fit"):
+        simulator.prefill("h100-sxm5-80gb", "llama-3-8b", 1, 128, check_fit="no")
