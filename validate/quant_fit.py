@@ -50,17 +50,37 @@ def bandwidth_ratio(df: pd.DataFrame) -> pd.DataFrame:
     return q[["batch", "context", "bits", "median_s", "achieved_bytes_per_s", "bf16_bytes_per_s", "bandwidth_ratio"]]
 
 
-def fit(folder: Path, hardware_id: str = "h200-sxm-141gb"):
-    hw = hwspecs.resolve_hardware(hardware_id)
-    cal = hwspecs.load_calibration(hardware_id)
-    quant, raw = load_rows(folder)
-    # the two groups start from their priors (so a refit does not depend on the profile's previous fit)
+def fit_params(hw, cal: Calibration, quant: pd.DataFrame):
+    """(start, fitted) Triton params: the two groups start from their priors (so a refit does not depend on
+    the profile's previous fit) and are fitted on the fit half of ``quant`` (``load_rows``)."""
     start = dataclasses.replace(cal.params("triton"), attention_decode_quant=QuantDecodeAttentionParams(),
                                 gemm_w4a16=W4A16GemmParams())
     params = start
     for stage in STAGES:
         rows = quant[(quant["split"] == "fit") & (quant["kernel"] == stage)].to_dict("records")
         params = fit_stage(hw, rows, params, stage, "triton")
+    return start, params
+
+
+def with_fitted_groups(cal: Calibration, params) -> Calibration:
+    """``cal`` with the two groups of ``params`` in its ``triton`` section (the vendor section keeps priors)."""
+    groups = {s: getattr(params, s) for s in STAGES}
+    new = cal.model_copy(update={"triton": cal.triton.model_copy(update=groups)})
+    return Calibration.model_validate(new.model_dump())
+
+
+def fit_into(cal: Calibration, folder: Path) -> Calibration:
+    """``hwperf calibrate``'s last stage where ``folder`` has ``quant_kernels.csv``: ``cal`` with the
+    compressed-path groups fitted from it (so a re-run of calibrate reproduces the committed profile)."""
+    quant, _ = load_rows(folder)
+    return with_fitted_groups(cal, fit_params(hwspecs.resolve_hardware(cal.hardware_id), cal, quant)[1])
+
+
+def fit(folder: Path, hardware_id: str = "h200-sxm-141gb"):
+    hw = hwspecs.resolve_hardware(hardware_id)
+    cal = hwspecs.load_calibration(hardware_id)
+    quant, raw = load_rows(folder)
+    start, params = fit_params(hw, cal, quant)
     out = []
     for label, p in (("prior", start), ("fitted", params)):
         pred = predict_rows(hw, quant.to_dict("records"), Calibration.from_params(hw.id, p, p), "triton",
@@ -86,9 +106,7 @@ def main(argv: list[str]) -> None:
     for stage in STAGES:
         print(stage, getattr(params, stage).model_dump())
     if "--write" in argv:
-        groups = {s: getattr(params, s) for s in STAGES}
-        new = cal.model_copy(update={"triton": cal.triton.model_copy(update=groups)})
-        print("wrote", hwspecs.write_calibration(Calibration.model_validate(new.model_dump())))
+        print("wrote", hwspecs.write_calibration(with_fitted_groups(cal, params)))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Imports nothing heavy at import time: pandas, scipy and matplotlib load inside t
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import hwspecs
@@ -26,6 +27,10 @@ def run_calibrate(hardware_id: str, measurements: Path, out: Path | None = None,
     env_path = Path(measurements) / "environment.json"
     env = read_json_object(env_path) if env_path.is_file() else {}
     res = calibrate(hardware_id, kernels, layers, power, env, states=read_states(measurements), force=force)
+    if (Path(measurements) / "quant_kernels.csv").is_file():  # hwperf's compressed-path kernels, measured
+        from validate.quant_fit import fit_into
+
+        res = dataclasses.replace(res, calibration=fit_into(res.calibration, Path(measurements)))
     path = hwspecs.write_calibration(res.calibration, out)
     return res, path
 
