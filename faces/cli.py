@@ -6,14 +6,11 @@ Bad input prints one line naming the field and what is allowed, and exits with c
 
 from __future__ import annotations
 
-import functools
 import json
-import math
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich import box
 from rich.table import Table
 
@@ -21,6 +18,7 @@ import hwspecs
 import simulator
 import workloads
 from faces import display
+from faces.cli_io import UserError, _ints, _print_json, _stream_csv, _write_csv, err, friendly, out
 from simulator.lazy import lazy_module
 from faces.compare_commands import register as register_compare_commands
 from faces.long_context_commands import register as register_long_context_commands
@@ -31,8 +29,6 @@ power_report = lazy_module("faces.power_report")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="hwperf: LLM inference performance on described hardware, checked against real kernels.")
-out = Console()
-err = Console(stderr=True)
 
 DEFAULT_HARDWARE = "h100-sxm5-80gb"
 DEFAULT_MODEL = "llama-3-8b"
@@ -51,94 +47,13 @@ H_JSON = "machine-readable output (SI units, unit-suffixed keys)"
 H_LIST = "comma-separated; integers also as start:stop:step, e.g. "
 
 
-class UserError(Exception):
-    """Raised for bad input inside a command; printed as one line, exit code 2."""
-
-
-def friendly(fn):
-    """Run a command; bad input becomes one line on stderr and exit code 2, never a traceback."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (UserError, ValueError, KeyError, OSError, OverflowError) as e:
-            err.print(f"error: {display.error_line(e)}", highlight=False, markup=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-    return wrapper
-
-
 def _calibration_arg(value: str):
     return None if value.lower() in ("none", "datasheet") else value
-
-
-MAX_LIST_VALUES = 10_000_000  # values one --batch/--context … option may expand to
-
-
-def _ints(name: str, text: str) -> list[int]:
-    vals = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            if ":" in part:  # start:stop:step, inclusive of stop
-                a, b, *c = (int(x) for x in part.split(":"))
-                r = range(a, b + 1, c[0] if c else 1)
-                if len(vals) + len(r) > MAX_LIST_VALUES:
-                    raise UserError(f"{name}: {len(r):,} values; at most {MAX_LIST_VALUES:,} per option")
-                vals.extend(r)
-            else:
-                vals.append(int(part))
-        except ValueError:
-            raise UserError(f"{name} must be comma-separated integers or start:stop:step ranges, got {text!r}") from None
-    return vals
 
 
 def _hz(mhz: float | None) -> float | None:
     """--sm-clock is given in MHz; the API takes Hz."""
     return None if mhz is None else mhz * 1e6
-
-
-def _json_default(x):
-    if hasattr(x, "item"):
-        return x.item()
-    return str(x)
-
-
-def _print_json(obj) -> None:
-    """JSON with every non-finite number (NaN, ±inf), at any depth, as null: json.dumps would print NaN."""
-    def clean(v):
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        if hasattr(v, "item") and not isinstance(v, (str, bytes)):
-            v = v.item()
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        return v
-    out.print_json(json.dumps(clean(obj), default=_json_default, allow_nan=False))
-
-
-def _write_csv(path: Path, text: str) -> None:
-    """The --csv file, written atomically (hwspecs.write_atomic); its folder must exist."""
-    path = path.resolve()
-    if not path.parent.is_dir():
-        raise UserError(f"--csv: folder {path.parent} does not exist")
-    hwspecs.write_atomic(path, lambda fh: fh.write(text))
-
-
-def _stream_csv(path: Path, chunks) -> int:
-    """Write DataFrame chunks as one CSV (atomically: the file appears whole or not at all); rows written."""
-    path = path.resolve()
-    if not path.parent.is_dir():
-        raise UserError(f"--csv: folder {path.parent} does not exist")
-    rows = [0]
-
-    def write(fh):
-        for i, chunk in enumerate(chunks):
-            chunk.to_csv(fh, header=i == 0, index=False)
-            rows[0] += len(chunk)
-    hwspecs.write_atomic(path, write)
-    return rows[0]
 
 
 def _print_ops(p, wide: bool) -> None:

@@ -5,7 +5,6 @@ Registered on the main CLI by ``faces.cli``; the work is ``simulator.compare_gri
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -98,7 +97,7 @@ def register(app: typer.Typer, friendly, UserError) -> None:
         as_json: bool = typer.Option(False, "--json", help="machine-readable output (SI units)"),
     ):
         import simulator
-        from faces.cli import _ints, _json_default, _write_csv, err, out
+        from faces.cli_io import _ints, _print_json, _write_csv, err, out
 
         df = simulator.compare_grid(
             _list(hardware), _list(model), calibration=None if calibration.lower() in ("none", "datasheet") else calibration,
@@ -110,7 +109,7 @@ def register(app: typer.Typer, friendly, UserError) -> None:
             _write_csv(csv, df.to_csv(index=False))
             err.print(f"wrote {len(df)} rows to {csv.resolve()}", highlight=False)
         if as_json:
-            out.print_json(json.dumps(df.to_dict(orient="records"), default=_json_default))
+            _print_json(df.to_dict(orient="records"))  # non-finite numbers as null
             return
         t, notes = table(df, wide)
         if wide:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,38 +27,24 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 import hwspecs
-import simulator
 from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration, EffectParams, Provenance
 from hwspecs.effects import fit_bounds, stage_fields, stage_starts
-from simulator import engine
 from simulator.kinds import KINDS
 from validate import gates
+from validate.rows import (FITTED_KERNELS, KERNEL_STAGES, as_flag, kernel_shape,  # noqa: F401 - re-exported
+                           layer_model, layer_result, predict_layer, predict_rows, select_gpu_time_rows)
 from validate.power_fit import fit_clock_bound, fit_eager_calls, fit_power
 from validate.readers import read_table
-from workloads.model import ModelSpec
 
 # Repeated timings of one case may differ by this much before the data is refused as too noisy.
 REPEAT_TOLERANCE_FRAC = 0.05
 # Scale of the soft-L1 loss on log(predicted / measured): residuals beyond ~5% count linearly, not squared.
 SOFT_L1_SCALE = 0.05
-# Fit stages of the measured kernel kinds, in registry order (copies → host links → GEMM → attention);
-# then whole layers and the power run. Each stage fits the effect fields whose schema names it.
-KERNEL_STAGES = tuple(dict.fromkeys(k.stage for k in KINDS.values() if k.stage not in ("layers", "collective")))
-
-
 class CalibrationRefused(ValueError):
     """The measurements cannot be trusted for this target; nothing is written."""
 
 
 # ---- data ------------------------------------------------------------------------------------------------
-
-_TRUE = ("true", "1", "1.0")  # how a boolean cell reads back from CSV
-
-
-def as_flag(value) -> bool:
-    """A CSV cell (bool, "True", 1.0, NaN …) as a bool."""
-    return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
-
 
 def _size_key(row) -> float:
     return float(row["flops"] if row.get("flops", 0) and row["flops"] > 0 else row.get("hbm_bytes", 0) or 0)
@@ -83,19 +68,6 @@ def split_fit_score(df: pd.DataFrame, by=("kernel", "impl", "paged")) -> pd.Data
 # Of the cases timed twice, at most this fraction may disagree (those are dropped); more → refuse.
 MAX_NOISY_FRAC = 0.2
 # Kernel kinds the model predicts (KV gather/scatter are measured for the record, not fitted).
-FITTED_KERNELS = tuple(k for k in KINDS if KINDS[k].stage in KERNEL_STAGES)
-
-
-def select_gpu_time_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per case, as GPU time: where a CUDA-graph twin (``<case>-graph``) exists it replaces the
-    eager row, whose time for short kernels includes the host's launch cost (Triton's launcher costs
-    50-140 µs of CPU per call); kernel predictions are GPU times, launch overhead is modelled per step."""
-    df = df[df["kernel"].isin(FITTED_KERNELS)].copy()
-    graph = df["graph"].map(as_flag) if "graph" in df else pd.Series(False, index=df.index)
-    has_twin = df["case_id"].isin(df.loc[graph, "case_id"].str.removesuffix("-graph"))
-    return df[graph | ~has_twin].reset_index(drop=True)
-
-
 def drop_noisy(df: pd.DataFrame, tolerance=REPEAT_TOLERANCE_FRAC, max_noisy_frac=MAX_NOISY_FRAC):
     """Drop cases whose repeated timings disagree by more than ``tolerance``; refuse the whole data set
     when more than ``max_noisy_frac`` of the repeated cases do. Returns (kept rows, dropped case ids)."""
@@ -141,39 +113,6 @@ def refuse_or_note(reasons: list[str], force: bool, hardware_id: str) -> None:
     if reasons and not force:
         raise CalibrationRefused(f"refusing to calibrate {hardware_id}: {'; '.join(reasons)} "
                                  f"(--force writes the profile anyway, these reasons in its provenance)")
-
-
-# ---- predictions -----------------------------------------------------------------------------------------
-
-def kernel_shape(row) -> dict:
-    """predict_kernel keyword arguments of a measurement row, read by the row's op kind."""
-    return KINDS[row["kernel"]].shape_from_row(row)
-
-
-def predict_rows(hw, rows: list[dict], calibration, impl: str, state="burst") -> np.ndarray:
-    """GPU times of measured kernel rows; kernels.csv rows are short timed loops: the "burst" state."""
-    return np.array([simulator.predict_kernel(hw, r["kernel"], calibration=calibration, impl=impl, state=state,
-                                              **kernel_shape(r)).time_s for r in rows])
-
-
-def layer_model(row) -> ModelSpec:
-    """A one-layer ModelSpec with the measured block's dimensions."""
-    return ModelSpec(id=f"layer-{row['model']}", name=str(row["model"]), n_layers=1, hidden=int(row["hidden"]),
-                     n_q_heads=int(row["n_q_heads"]), n_kv_heads=int(row["n_kv_heads"]),
-                     head_dim=int(row["head_dim"]), ffn_hidden=int(row["ffn_hidden"]), vocab_size=1)
-
-
-def layer_result(hw, row, params: EffectParams, state="burst") -> engine.PhaseResult:
-    """One measured decoder block as ``engine.layer`` predicts it: the block's mode, size and launch mode
-    (layers.csv rows are short timed loops: the "burst" state)."""
-    s = engine.make_setup(hw, layer_model(row), params, state=state)
-    tokens = int(row["seq"]) if row["mode"] == "prefill" else int(row["context"])
-    return engine.layer(s, row["mode"], int(row["batch"]), tokens, as_flag(row.get("graph")))
-
-
-def predict_layer(hw, row, params: EffectParams, state="burst") -> float:
-    """Time of one measured decoder block (see ``layer_result``)."""
-    return float(layer_result(hw, row, params, state).time_s)
 
 
 # ---- fitting ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pandas as pd
 import hwspecs
 from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration
 from simulator.kinds import KINDS
-from validate.calibrate import as_flag, predict_layer, predict_rows, select_gpu_time_rows
+from validate.rows import as_flag, predict_layer, predict_rows, select_gpu_time_rows
 
 
 def _cases(part: pd.DataFrame, kernel, impl: str, label: str, predicted_s) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import pandas as pd
 import hwspecs
 import simulator
 from hwspecs.calibration import DEFAULT_CALIBRATION, Calibration
-from validate.calibrate import as_flag, kernel_shape, layer_result
+from validate.rows import as_flag, kernel_shape, layer_result
 
 QUANTITIES = ("time_s", "power_w", "clock_hz")
 
