@@ -85,8 +85,8 @@ def register(app: typer.Typer, friendly, UserError) -> None:
                                            "minicache (options: kivi-2:group=64,residual=32; h2o:budget=2048)"),
         system: Optional[str] = typer.Option(None, "--system", help="system id for the tiers (its GPU is used)"),
         tier: str = typer.Option("ddr", "--tier", help="comma-separated swap tiers: ddr, nvme, csd"),
-        kv_dtype: str = typer.Option("bf16", "--kv-dtype"),
-        tensor_parallel: int = typer.Option(1, "--tensor-parallel"),
+        kv_dtype: str = typer.Option("bf16", "--kv-dtype", help="KV-cache storage dtype: fp32, bf16, fp16, fp8, int8, int4"),
+        tensor_parallel: int = typer.Option(1, "--tensor-parallel", help="tensor-parallel GPUs per model replica, e.g. 8"),
         plot: Optional[Path] = typer.Option(None, "--plot", help="write a PNG of the four bounds"),
         as_json: bool = typer.Option(False, "--json", help="rows as JSON (SI units)"),
     ):

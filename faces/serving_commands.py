@@ -15,6 +15,7 @@ from rich.table import Table
 
 import hwspecs
 from faces import display
+from faces.cli_io import _print_json
 from simulator.lazy import lazy_module
 
 pd = lazy_module("pandas")
@@ -138,8 +139,7 @@ def register(app: typer.Typer, friendly, UserError) -> None:
         if series_csv:
             write_csv(series_csv, r.over_time(1.0), "--series-csv")
         if as_json:
-            import json
-            out.print_json(json.dumps({k: (v if v == v else None) for k, v in r.summary.items()}))
+            _print_json(r.summary)  # NaN and ±inf as null
             return
         s = r.summary
         out.print(_serve_table(r, f"{model} on {tp}× {hardware}, engine {r.engine}: {s['n_requests']} requests"))
@@ -181,25 +181,27 @@ def register_planner(app: typer.Typer, friendly) -> None:
     @app.command()
     @friendly
     def oversubscribe(hardware: str = typer.Option("dgx-a100-80gb", "--hardware", "-H", help="system or GPU id"),
-                      model: str = typer.Option("llama-2-70b", "--model", "-m"),
+                      model: str = typer.Option("llama-2-70b", "--model", "-m", help="model id or YAML path (hwperf list models)"),
                       budget_w: float = typer.Option(260_000.0, "--budget-w", help="row power budget (W)"),
                       servers: Optional[int] = typer.Option(None, "--servers", help="evaluate this count (no search)"),
                       tp: int = typer.Option(8, "--tp", help="GPUs per model instance"),
-                      engine: str = typer.Option("vllm-0.6", "--engine"),
+                      engine: str = typer.Option("vllm-0.6", "--engine", help="engine profile: kernels-only, vllm-0.2, vllm-0.6, nemo-trtllm-*, or a YAML path"),
                       non_gpu_w: float = typer.Option(2000.0, "--non-gpu-w", help="server power outside the GPUs (W)"),
                       rated_w: float = typer.Option(6500.0, "--rated-w", help="server rated power for TDP provisioning (W)"),
-                      hours: float = typer.Option(24.0, "--hours", help="simulated duration"),
+                      hours: float = typer.Option(24.0, "--hours", help="simulated duration (hours of 1-s samples), e.g. 24"),
                       peak_load: float = typer.Option(0.7, "--peak-load", help="load at the daily peak / capacity"),
-                      prompt: float = typer.Option(1024, "--prompt"), output: float = typer.Option(256, "--output"),
+                      prompt: float = typer.Option(1024, "--prompt", help="mean prompt tokens per request"),
+                      output: float = typer.Option(256, "--output", help="mean output tokens per request"),
                       high_frac: float = typer.Option(0.5, "--high-frac", help="share of high-priority servers"),
-                      t1: float = typer.Option(0.80, "--t1"), t2: float = typer.Option(0.89, "--t2"),
-                      hysteresis: float = typer.Option(0.05, "--hysteresis"),
-                      telemetry_s: float = typer.Option(2.0, "--telemetry-s"),
-                      capping_latency_s: float = typer.Option(40.0, "--capping-latency-s"),
-                      seed: int = typer.Option(0, "--seed"),
+                      t1: float = typer.Option(0.80, "--t1", help="first capping threshold, fraction of the budget (POLCA: 0.80)"),
+                      t2: float = typer.Option(0.89, "--t2", help="second capping threshold, fraction of the budget (POLCA: 0.89)"),
+                      hysteresis: float = typer.Option(0.05, "--hysteresis", help="uncap below threshold − this fraction of the budget"),
+                      telemetry_s: float = typer.Option(2.0, "--telemetry-s", help="row power telemetry period (s)"),
+                      capping_latency_s: float = typer.Option(40.0, "--capping-latency-s", help="out-of-band capping latency (s)"),
+                      seed: int = typer.Option(0, "--seed", help="random seed of the arrivals"),
                       png: Optional[Path] = typer.Option(None, "--png", help="write the power-vs-time chart"),
                       series_csv: Optional[Path] = typer.Option(None, "--series-csv", help="write row power per second"),
-                      as_json: bool = typer.Option(False, "--json")):
+                      as_json: bool = typer.Option(False, "--json", help="print the summary as JSON (SI units)")):
         """POLCA-style row planner: the most servers a power budget holds with no brake and SLOs met."""
         from simulator.serving.oversubscribe import oversubscribe as plan_row  # on use: keeps start-up light
         from simulator.serving.planner import PrioritySLO, RowWorkload, Server
@@ -218,8 +220,7 @@ def register_planner(app: typer.Typer, friendly) -> None:
         if series_csv:
             write_csv(series_csv, plan.series, "--series-csv")
         if as_json:
-            import json
-            out.print_json(json.dumps({k: (v if v == v else None) for k, v in s.items()}, default=float))
+            _print_json(s)
             return
         out.print(f"TDP provisioning: {s['n_servers_tdp']} servers; planner: {s['n_servers_max']} servers "
                   f"({s['extra_servers']:+d}, {s['extra_servers_frac']:+.0%}) with {s['brake_events']} brake events")
@@ -238,15 +239,15 @@ def register_planner(app: typer.Typer, friendly) -> None:
 def register_fleet(app: typer.Typer, friendly) -> None:
     @app.command()
     @friendly
-    def fleet(hardware: str = typer.Option("dgx-a100-80gb", "--hardware", "-H"),
-              model: str = typer.Option("llama-2-70b", "--model", "-m"),
+    def fleet(hardware: str = typer.Option("dgx-a100-80gb", "--hardware", "-H", help="system or GPU id (hwperf list all)"),
+              model: str = typer.Option("llama-2-70b", "--model", "-m", help="model id or YAML path"),
               rows: int = typer.Option(16, "--rows", help="rows, each its own power domain and policy"),
-              servers_per_row: int = typer.Option(53, "--servers-per-row"),
+              servers_per_row: int = typer.Option(53, "--servers-per-row", help="servers in each row, e.g. 53"),
               budget_w: float = typer.Option(260_000.0, "--budget-w", help="power budget per row (W)"),
-              hours: float = typer.Option(24.0, "--hours"),
+              hours: float = typer.Option(24.0, "--hours", help="simulated duration (hours)"),
               workers: int = typer.Option(2, "--workers", help="local Dask worker processes"),
-              engine: str = typer.Option("vllm-0.6", "--engine"),
-              as_json: bool = typer.Option(False, "--json")):
+              engine: str = typer.Option("vllm-0.6", "--engine", help="engine profile id or YAML path"),
+              as_json: bool = typer.Option(False, "--json", help="print the summary as JSON (SI units)")):
         """A fleet of rows under POLCA's policy, partitioned over a local Dask cluster started here."""
         from faces.fleet import FleetSpec, run_fleet
         from simulator.serving.loadcurve import load_curves
@@ -265,8 +266,7 @@ def register_fleet(app: typer.Typer, friendly) -> None:
         check_budget(budget_w, curves, server)
         table, s = run_fleet(FleetSpec(curves, rows, servers_per_row, budget_w, server, w, policy), n_workers=workers)
         if as_json:
-            import json
-            out.print_json(json.dumps(s, default=float))
+            _print_json(s)
             return
         out.print(f"{s['n_servers']:,} servers in {rows} rows × {hours:g} h on {workers} Dask workers: "
                   f"{s['compute_s']:.1f} s ({s['server_seconds_per_s']:,.0f} server-s/s); {s['brake_events']} brake "
