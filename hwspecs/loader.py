@@ -59,24 +59,36 @@ def is_yaml_path(text: str) -> bool:
     return text.endswith((".yaml", ".yml")) or os.sep in text
 
 
-def load_yaml_file(path: str | Path) -> AnySpec:
-    """Parse and validate one spec file. Raises SpecError naming the file and the bad field."""
+def read_yaml_mapping(path: str | Path, error: type[Exception], what: str) -> dict:
+    """The mapping in one YAML file, or ``error`` naming the file: unreadable, malformed, or not a mapping.
+    Shared by hardware specs, models (workloads.loader) and engine profiles (workloads.engine_profile)."""
     path = Path(path)
     try:
         data = _parse_yaml(path.read_text())
     except OSError as e:
-        raise SpecError(f"cannot read spec file {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path}: malformed YAML: {e}") from None
+        raise error(f"cannot read {what} {path}: {e.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise error(f"{path}: malformed YAML: {e}") from None
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
+        raise error(f"{path}: expected a mapping of fields, got {type(data).__name__}")
+    return data
+
+
+def validate_spec(cls, data: dict, path: str | Path, error: type[Exception]):
+    """``cls.model_validate(data)``, a ValidationError becoming ``error`` naming the file and the fields."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise error(_format_validation(e, str(path))) from None
+
+
+def load_yaml_file(path: str | Path) -> AnySpec:
+    """Parse and validate one spec file. Raises SpecError naming the file and the bad field."""
+    data = read_yaml_mapping(path, SpecError, "spec file")
     kind = data.get("kind")
     if kind not in _KINDS:
         raise SpecError(f"{path}: field 'kind' must be one of {', '.join(_KINDS)}, got {kind!r}")
-    try:
-        return _KINDS[kind].model_validate(data)
-    except ValidationError as e:
-        raise SpecError(_format_validation(e, str(path))) from None
+    return validate_spec(_KINDS[kind], data, path, SpecError)
 
 
 @lru_cache(maxsize=None)
@@ -86,7 +98,7 @@ def _builtin(spec_id: str) -> AnySpec:
 
 def available(kind: str | None = None) -> list[str]:
     """Ids of the built-in specs, optionally only one kind ("gpu", "link", "host_memory", "ssd", "csd", "system")."""
-    ids = sorted(p.stem for p in DEVICES_DIR.glob("*.yaml"))
+    ids = sorted(_builtin_ids())
     if kind is None:
         return ids
     if kind not in _KINDS:

@@ -42,6 +42,12 @@ def _tier_rates(tier: str, storage) -> tuple[float | None, float | None]:
     return dev.seq_write_bytes_per_s, dev.seq_read_bytes_per_s
 
 
+def _check_fits(s, context_tokens: int) -> None:
+    """One request of ``context_tokens`` must fit beside the weights, within the model's context."""
+    fit.check_context(s.model, context_tokens)
+    memory.check_step_fits(s, "context_switch", 1, 0, context_tokens)
+
+
 def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dtype="bf16", weight_dtype="bf16",
                    activation_dtype="bf16", tensor_parallel=1, tier="host", storage=None,
                    pinned=True, kv_method=None, system=None, check_fit=True) -> ContextSwitch:
@@ -57,15 +63,13 @@ def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dt
     the GPU's memory or the model's context (there would be nothing to swap in), unless ``check_fit`` is
     False.
     """
-    if check_flag("check_fit", check_fit) and hardware is not None:  # None: the system's GPU (tier paths)
-        hw_fit, m_fit, prm_fit, _ = resolve(hardware, model, calibration)
-        s_fit = setup(hw_fit, m_fit, prm_fit, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
-                      kv_method=kv_method)
-        n = check_count("context_tokens", context_tokens)
-        fit.check_context(s_fit.model, n)
-        memory.check_step_fits(s_fit, "context_switch", 1, 0, n)
+    check_fit = check_flag("check_fit", check_fit)
     if tier in ("ddr", "nvme", "csd"):
         from simulator.switching import swap  # tiers as a path
+        if check_fit and hardware is not None:  # None: the system's GPU, which swap resolves
+            hw, m, prm, _ = resolve(hardware, model, calibration)
+            _check_fits(setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
+                              kv_method=kv_method), check_count("context_tokens", context_tokens))
         sw = swap(hardware, model, context_tokens, calibration, system=system, tier=tier, kv_method=kv_method,
                   kv_dtype=kv_dtype, weight_dtype=weight_dtype, tensor_parallel=tensor_parallel)
         return ContextSwitch(sw.context_tokens, sw.kv_bytes, tier, sw.slowest_in_bytes_per_s, sw.swap_out_s,
@@ -75,6 +79,8 @@ def context_switch(hardware, model, context_tokens, calibration="auto", *, kv_dt
     pinned = check_flag("pinned", pinned)
     hw, m, prm, _ = resolve(hardware, model, calibration)
     s = setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel, kv_method=kv_method)
+    if check_fit:
+        _check_fits(s, context_tokens)
     kv = float(memory.kv_bytes_per_sequence(s, context_tokens, 1))
     out_rate, in_rate = _tier_rates(tier, storage)
 

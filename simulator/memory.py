@@ -110,8 +110,8 @@ def check_step_fits(s: Setup, what: str, batch, pass_tokens, context_tokens,
     ``context_tokens`` each, and the activations of a pass over ``pass_tokens`` tokens per sequence, within
     the usable memory. ``what`` names the call in the error (prefill, decode_step, context_switch)."""
     check_weights_fit(s, memory_utilization_frac)
-    need = float(weight_bytes_per_gpu(s) + batch * kv_bytes_per_sequence(s, context_tokens)
-                 + activation_bytes(s, batch * pass_tokens, batch))
+    # usage_bytes' request of prompt P + output T: KV of P + T tokens, a pass over P tokens per sequence
+    need = float(sum(usage_bytes(s, batch, pass_tokens, context_tokens - pass_tokens).values()))
     have = usable_bytes(s, memory_utilization_frac)
     if need > have:
         raise DoesNotFitError(

@@ -15,9 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from hwspecs.loader import _format_validation, _parse_yaml, is_yaml_path
+from hwspecs.loader import is_yaml_path, read_yaml_mapping, validate_spec
 
 ENGINES_DIR = Path(__file__).parent / "engines"
 
@@ -54,18 +54,7 @@ def available_engines() -> list[str]:
 
 
 def _load_file(path: Path) -> EngineProfile:
-    try:
-        data = _parse_yaml(path.read_text())
-    except OSError as e:
-        raise EngineProfileError(f"cannot read engine profile {path}: {e.strerror}") from None
-    except Exception as e:  # yaml.YAMLError and its subclasses
-        raise EngineProfileError(f"{path}: malformed YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise EngineProfileError(f"{path}: expected a mapping of fields")
-    try:
-        return EngineProfile.model_validate(data)
-    except ValidationError as e:
-        raise EngineProfileError(_format_validation(e, str(path))) from None
+    return validate_spec(EngineProfile, read_yaml_mapping(path, EngineProfileError, "engine profile"), path, EngineProfileError)
 
 
 @lru_cache(maxsize=None)

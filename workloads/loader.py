@@ -6,8 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from hwspecs.loader import _format_validation, _parse_yaml, is_yaml_path
-from pydantic import ValidationError
+from hwspecs.loader import is_yaml_path, read_yaml_mapping, validate_spec
 
 from workloads import hf_config
 from workloads.model import ModelSpec
@@ -24,18 +23,7 @@ def available_models() -> list[str]:
 
 
 def _load_file(path: Path) -> ModelSpec:
-    try:
-        data = _parse_yaml(path.read_text())
-    except OSError as e:
-        raise ModelError(f"cannot read model file {path}: {e.strerror}") from None
-    except Exception as e:  # yaml.YAMLError and its subclasses
-        raise ModelError(f"{path}: malformed YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: expected a mapping of fields")
-    try:
-        return ModelSpec.model_validate(data)
-    except ValidationError as e:
-        raise ModelError(_format_validation(e, str(path))) from None
+    return validate_spec(ModelSpec, read_yaml_mapping(path, ModelError, "model file"), path, ModelError)
 
 
 @lru_cache(maxsize=None)
