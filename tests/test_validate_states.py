@@ -412,3 +412,19 @@ def test_quick_states_on_gpu(tmp_path):
     assert {r["state"] for r in rows} >= {"burst", "sustained"}
     assert all(r["median_s"] > 0 for r in rows)
     assert (folder / "states_environment.json").is_file()
+
+
+def test_extra2_set_adds_new_cases_only():
+    """--states-set extra2 measures cases no earlier set has (states_merge appends new ids only), and
+    holds the single-case classes: copies and eager prefill layers get several more cases."""
+    torch = pytest.importorskip("torch")
+    ids = {s: [c.case_id for c in cases_mod.state_cases(torch, Kernels(), case_set=s, fp8_ok=True)]
+           for s in ("full", "extra", "extra2")}
+    assert len(ids["extra2"]) == len(set(ids["extra2"])) == 12
+    assert not set(ids["extra2"]) & (set(ids["full"]) | set(ids["extra"]))
+    extra2 = cases_mod.state_cases(torch, Kernels(), case_set="extra2", fp8_ok=True)
+    assert sum(c.kernel == "copy" for c in extra2) == 2
+    assert sum(c.kernel == "layer" and c.shape["mode"] == "prefill" and not c.graph for c in extra2) == 3
+    assert [c.shape["dtype"] for c in extra2 if c.kernel == "gemm"] == ["fp8"] * 3
+    with pytest.raises(ValueError, match="case_set"):
+        cases_mod.state_cases(torch, Kernels(), case_set="extra3")

@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--power-run-s", type=float, default=None, help="seconds per power run")
     parser.add_argument("--only-states", action="store_true",
                         help="only the burst/sustained/eager-call states and DRAM bytes")
-    parser.add_argument("--states-set", choices=("full", "extra"), default=None,
-                        help="with --only-states: the case set (extra: more shapes per class, to merge "
-                             "with a full run by validate.states_merge)")
+    parser.add_argument("--states-set", choices=("full", "extra", "extra2"), default=None,
+                        help="with --only-states: the case set (extra, extra2: more shapes per class, to "
+                             "merge with a full run by validate.states_merge)")
     parser.add_argument("--dram-timeout-s", type=float, default=300.0,
                         help="with --only-states: seconds the Nsight Compute run may take")
     args = parser.parse_args(argv)

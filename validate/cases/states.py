@@ -51,7 +51,16 @@ EXTRA_DECODES = ((64, 4096, 32, 8, 128), (128, 2048, 32, 8, 128), (32, 8192, 32,
                  (1, 131072, 32, 8, 128), (256, 1024, 64, 8, 128))
 EXTRA_COPIES = (256 * 2**20,)
 EXTRA_LAYER_STEPS = (("prefill", 4, 1024, False), ("decode", 64, 2048, True), ("decode", 128, 8192, True))
-CASE_SETS = ("full", "quick", "extra")
+# --states-set extra2: the classes with one or two held-out cases (device copies, eager prefill layers,
+# fp8 GEMMs — also their ncu DRAM bytes — and decode attention at the power limit); 12 cases, ~3 min.
+EXTRA2_BF16_GEMMS: tuple[tuple[int, int, int], ...] = ()
+EXTRA2_FP8_GEMMS: tuple[tuple[int, int, int], ...] = ((4096, 14336, 4096), (2048, 8192, 8192), (2048, 4096, 4096))
+EXTRA2_PREFILLS: tuple[tuple[int, int, int, int, int], ...] = ()
+EXTRA2_DECODES = ((16, 8192, 32, 8, 128), (4, 65536, 32, 8, 128), (96, 4096, 64, 8, 128))
+EXTRA2_COPIES = (16 * 2**20, 4 * 2**30)
+EXTRA2_LAYER_STEPS = (("prefill", 1, 4096, False), ("prefill", 2, 2048, False), ("prefill", 8, 512, False),
+                      ("decode", 16, 2048, True))
+CASE_SETS = ("full", "quick", "extra", "extra2")
 
 # --quick: one small case per kind (seconds in all), for smoke tests
 QUICK_BF16_GEMMS = ((1024, 4096, 4096), (16, 4096, 4096))
@@ -98,17 +107,17 @@ def _from_group(group: Group) -> StateCase:
                      make_fns=make_fns, counts=group.counts)
 
 
-def _pick(case_set: str, full, quick, extra):
-    return {"full": full, "quick": quick, "extra": extra}[case_set]
+def _pick(case_set: str, full, quick, extra, extra2=()):
+    return {"full": full, "quick": quick, "extra": extra, "extra2": extra2}[case_set]
 
 
 def _gemm_cases(torch, kern: Kernels, case_set: str, fp8_ok: bool) -> list[StateCase]:
     from validate.cases.gemm import _gemm_group, llama_linears
 
     linears = llama_linears()
-    shapes = [(s, "bf16") for s in _pick(case_set, BF16_GEMMS, QUICK_BF16_GEMMS, EXTRA_BF16_GEMMS)]
+    shapes = [(s, "bf16") for s in _pick(case_set, BF16_GEMMS, QUICK_BF16_GEMMS, EXTRA_BF16_GEMMS, EXTRA2_BF16_GEMMS)]
     if fp8_ok:
-        shapes += [(s, "fp8") for s in _pick(case_set, FP8_GEMMS, (), EXTRA_FP8_GEMMS)]
+        shapes += [(s, "fp8") for s in _pick(case_set, FP8_GEMMS, (), EXTRA_FP8_GEMMS, EXTRA2_FP8_GEMMS)]
     return [_from_group(_gemm_group(torch, kern, m, n, k, dtype, False, linears))
             for (m, n, k), dtype in shapes]
 
@@ -117,8 +126,8 @@ def _attention_cases(torch, kern: Kernels, case_set: str) -> list[StateCase]:
     from validate.cases.attention import _decode_group, _prefill_group, _sdpa
 
     sdpa, native_gqa = _sdpa(torch)
-    prefills = _pick(case_set, PREFILLS, QUICK_PREFILLS, EXTRA_PREFILLS)
-    decodes = _pick(case_set, DECODES, QUICK_DECODES, EXTRA_DECODES)
+    prefills = _pick(case_set, PREFILLS, QUICK_PREFILLS, EXTRA_PREFILLS, EXTRA2_PREFILLS)
+    decodes = _pick(case_set, DECODES, QUICK_DECODES, EXTRA_DECODES, EXTRA2_DECODES)
     cases = [_from_group(_prefill_group(torch, kern, sdpa, native_gqa, b, s, hq, hkv, d, True))
              for b, s, hq, hkv, d in prefills]
     cases += [_from_group(_decode_group(torch, kern, sdpa, native_gqa, b, c, hq, hkv, d, False))
@@ -129,7 +138,7 @@ def _attention_cases(torch, kern: Kernels, case_set: str) -> list[StateCase]:
 def _copy_cases(torch, kern: Kernels, case_set: str) -> list[StateCase]:
     from validate.cases.copies import copy_groups
 
-    sizes = _pick(case_set, COPIES, QUICK_COPIES, EXTRA_COPIES)
+    sizes = _pick(case_set, COPIES, QUICK_COPIES, EXTRA_COPIES, EXTRA2_COPIES)
     groups = {g.shape["bytes"]: g for g in copy_groups(torch, kern, SweepConfig.full())}
     return [_from_group(groups[nbytes]) for nbytes in sizes]
 
@@ -171,7 +180,7 @@ def _layer_step(dims, mode: str, batch: int, length: int) -> Callable[[], Any]:
 
 def state_cases(torch, kern: Kernels, quick: bool = False, fp8_ok: bool = True,
                 case_set: str | None = None) -> list[StateCase]:
-    """Every state case of ``case_set`` ("full", "quick" — also ``quick=True`` — or "extra") in run
+    """Every state case of ``case_set`` ("full", "quick" — also ``quick=True`` — "extra" or "extra2") in run
     order: GEMMs, prefill, decode, copies, then layer steps. Nothing is allocated until a case's
     ``make_fns`` is called."""
     case_set = case_set or ("quick" if quick else "full")
@@ -180,5 +189,5 @@ def state_cases(torch, kern: Kernels, quick: bool = False, fp8_ok: bool = True,
     cases = _gemm_cases(torch, kern, case_set, fp8_ok)
     cases += _attention_cases(torch, kern, case_set)
     cases += _copy_cases(torch, kern, case_set)
-    cases += [layer_case(*step) for step in _pick(case_set, LAYER_STEPS, QUICK_LAYER_STEPS, EXTRA_LAYER_STEPS)]
+    cases += [layer_case(*step) for step in _pick(case_set, LAYER_STEPS, QUICK_LAYER_STEPS, EXTRA_LAYER_STEPS, EXTRA2_LAYER_STEPS)]
     return cases
