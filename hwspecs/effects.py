@@ -214,7 +214,7 @@ class HostParams(_Group):
 class PowerParams(_Group):
     """Board power and the clock it allows (DVFS under the power limit).
 
-        P(φ) = P_idle + P_active·φ^(1+γ)·busy + (E_tensor·φ^γ·FLOPs + E_dram·bytes) / t
+        P(φ) = P_idle + P_active·φ^(1+γ)·busy + (φ^γ·(E_tensor·FLOPs + E_stage·bytes_staged) + E_dram·bytes) / t
 
     φ = SM clock / boost clock; γ: energy per operation scales with V², V rising with the clock
     (so tensor power at a fixed FLOP rate scales as φ^γ, clock-tree power as φ^(1+γ)); busy: the fraction
@@ -237,6 +237,11 @@ class PowerParams(_Group):
     # 1.8× the FLOP/s of bf16 at the same ~695 W and a lower clock, 1330 vs 1461 MHz).
     tensor_8bit_energy_frac: float = fit_field(0.5, stage="power", ge=0, le=2)
     dram_power_frac: float = fit_field(0.7, stage="power", ge=0, le=5)
+    # SM work per DRAM byte of decode attention (simulator.power.STAGED_KINDS: KV bytes staged through shared
+    # memory into the tensor cores and the softmax), × TDP / HBM bandwidth like dram_power_frac, scaling as
+    # φ^γ. Prior: rounded from the H200 fit (hwperf measurement 2026-12-01: decode attention held the
+    # 700 W limit at 1.81-1.86 GHz and 4.4 TB/s; copies and GEMVs at the same rate drew 573-632 W at boost).
+    stage_power_frac: float = fit_field(0.15, stage="power", ge=0, le=5)
     voltage_exponent: float = fit_field(2.5, stage="power", ge=0, le=4)
     # Of the energy per DRAM byte, the HBM devices' own part (the rest — L2, crossbar, load/store units —
     # runs on the GPU's clock and voltage and scales like tensor work): HBM2 3.9 pJ/bit (O'Connor et al.,

@@ -16,7 +16,7 @@ import numpy as np
 from simulator.engine import PhaseResult, Setup, _timed_pass, gpu_at, launch_bound_s, settled, work
 from simulator.kv_compression import DECODE_ATTENTION_KINDS, active as kv_method_of, decode_attention_op
 from simulator.kinds.attention_prefill import at_context
-from simulator.power import settle, throttle
+from simulator.power import op_work, settle, throttle
 from simulator.roofline import at_clock, clock_scale, knee, op_time
 
 # Gauss–Legendre nodes/weights on [-1, 1] for the decode integral over context.
@@ -31,9 +31,9 @@ class DecodeCoeffs:
     n_kernels: int
     const_flops: object
     const_hbm_bytes: object
-    const_tensor_flops: object
+    const_sm_j: object  # SM energy at boost (simulator.power.op_work)
     const_dram_bytes: object
-    attention: tuple  # per attention op: (op at c = 0, FLOPs slope, bytes slope)
+    attention: tuple  # per attention op: (op at c = 0, FLOPs slope, bytes slope, SM-energy slope, DRAM slope)
     pairs0: tuple  # (Op, OpTime) of the step at c = 0, boost clock
     const_pairs: tuple  # the pairs that do not depend on c
 
@@ -58,12 +58,13 @@ def decode_coeffs(s: Setup, batch, with_bound=True) -> DecodeCoeffs:
     for op0, _ in pairs0:
         if op0.kind in DECODE_ATTENTION_KINDS:
             op1 = attention_at(s, op0, op0.shape["batch"], 1.0)
-            attn.append((op0, op1.flops - op0.flops, op1.hbm_bytes - op0.hbm_bytes))
+            (sm0, dram0), (sm1, dram1) = op_work(s.pm, op0), op_work(s.pm, op1)
+            attn.append((op0, op1.flops - op0.flops, op1.hbm_bytes - op0.hbm_bytes, sm1 - sm0, dram1 - dram0))
     const_gpu = sum(t.time_s * op.n_repeats for op, t in const)
     const_flops = sum(op.flops * op.n_repeats for op, _ in const)
     const_hbm = sum(op.hbm_bytes * op.n_repeats for op, _ in const)
-    tensor, dram = work(const, s.pm)
-    return DecodeCoeffs(const_gpu, sum(op.n_repeats for op, _ in pairs0), const_flops, const_hbm, tensor, dram,
+    sm_j, dram = work(const, s.pm)
+    return DecodeCoeffs(const_gpu, sum(op.n_repeats for op, _ in pairs0), const_flops, const_hbm, sm_j, dram,
                         tuple(attn), pairs0, const)
 
 
@@ -137,7 +138,7 @@ def _node_timer(s: Setup, co: DecodeCoeffs, attn_nodes, gather, cuda_graph):
 
 def _settle_nodes(s: Setup, co: DecodeCoeffs, attn_nodes, work, ctx, cuda_graph):
     """(φ, step_s, energy_j) per node: the clock within the power limit, re-timed only on the nodes that
-    exceed it at φ_max. ``work`` = (tensor FLOPs, DRAM bytes), each (value at c = 0, slope per token of
+    exceed it at φ_max. ``work`` = (SM energy at boost, DRAM bytes), each (value at c = 0, slope per token of
     context) — linear in c, so full-size arrays are touched a few times (sweeps have millions of nodes)."""
     pm = s.pm
     at_max = pm.phi_max == 1.0
@@ -154,17 +155,17 @@ def _settle_nodes(s: Setup, co: DecodeCoeffs, attn_nodes, work, ctx, cuda_graph)
     shape = np.shape(over)
     gather = _gatherer(shape, over)
     ctx_o = gather(ctx)
-    tensor_o, dram_o = gather(t0) + gather(t1) * ctx_o, gather(d0) + gather(d1) * ctx_o
+    sm_o, dram_o = gather(t0) + gather(t1) * ctx_o, gather(d0) + gather(d1) * ctx_o
     gpu_at_node = _node_timer(s, co, attn_nodes, gather, cuda_graph)
 
     def power_at(phi):
         gpu = gpu_at_node(phi)
-        return pm.power_w(phi, launch_bound_s(gpu, co.n_kernels, s.prm, cuda_graph), gpu, tensor_o, dram_o)
+        return pm.power_w(phi, launch_bound_s(gpu, co.n_kernels, s.prm, cuda_graph), gpu, sm_o, dram_o)
 
     phi_o = settle(pm, power_at)
     gpu_o = gpu_at_node(phi_o)
     step_o = launch_bound_s(gpu_o, co.n_kernels, s.prm, cuda_graph)
-    step_o, energy_o = throttle(pm, phi_o, step_o, gpu_o, tensor_o, dram_o)
+    step_o, energy_o = throttle(pm, phi_o, step_o, gpu_o, sm_o, dram_o)
     # step_hi and energy_hi are fresh full-size arrays here (the node axis broadcasts them): update in place
     step, energy = (x if np.shape(x) == shape else np.broadcast_to(x, shape).copy() for x in (step_hi, energy_hi))
     phi = np.full(shape, pm.phi_max)
@@ -190,18 +191,20 @@ def decode_total(s: Setup, co: DecodeCoeffs, prompt_tokens, output_tokens, cuda_
     half = (T - 1.0) / 2.0
     ctx = (P + T / 2.0)[..., None] + half[..., None] * _GL_X  # (..., 8)
     node = lambda x: np.asarray(x, dtype=float)[..., None]  # noqa: E731 - per batch, beside the node axis
-    # decode attention's DRAM traffic is its minimum (ncu: within 0.1%), so its bytes are its hbm_bytes
-    t0, d0, t1, d1 = node(co.const_tensor_flops), node(co.const_dram_bytes), 0.0, 0.0
+    # (SM energy, DRAM bytes) of the step at c = 0 and their slopes per token of context (simulator.power.op_work)
+    t0, d0, t1, d1 = node(co.const_sm_j), node(co.const_dram_bytes), 0.0, 0.0
     attn_nodes = []
-    for op0, d_flops, d_hbm in co.attention:
+    for op0, d_flops, d_hbm, d_sm, d_dram in co.attention:
         op = attention_at(s, op0, node(op0.shape["batch"]), ctx)
         attn_nodes.append((op, op_time(op, s.hw, s.prm, with_bound=False)))
         window = op0.shape.get("window")
         if window is None:
-            t0, t1 = t0 + op0.n_repeats * node(op0.flops), t1 + op0.n_repeats * node(d_flops)
-            d0, d1 = d0 + op0.n_repeats * node(op0.hbm_bytes), d1 + op0.n_repeats * node(d_hbm)
+            sm0, dram0 = op_work(s.pm, op0)
+            t0, t1 = t0 + op0.n_repeats * node(sm0), t1 + op0.n_repeats * node(d_sm)
+            d0, d1 = d0 + op0.n_repeats * node(dram0), d1 + op0.n_repeats * node(d_dram)
         else:  # a sliding window stops the growth at W: its work at each node, no slope
-            t0, d0 = t0 + op0.n_repeats * op.flops, d0 + op0.n_repeats * op.hbm_bytes
+            sm, dram = op_work(s.pm, op)
+            t0, d0 = t0 + op0.n_repeats * sm, d0 + op0.n_repeats * dram
         ctx_sum = sum_ctx if window is None else capped_context_sum(P, steps, window)
         flops = flops + op0.n_repeats * (steps * op0.flops + d_flops * ctx_sum)
         hbm = hbm + op0.n_repeats * (steps * op0.hbm_bytes + d_hbm * ctx_sum)

@@ -133,9 +133,9 @@ def totals(pairs):
 
 
 def work(pairs, pm: PowerModel):
-    """(tensor-core FLOPs, DRAM bytes) of a pass: what its dynamic energy is spent on."""
+    """(SM energy at boost in J, DRAM bytes) of a pass: what its dynamic energy is spent on (``op_work``)."""
     per_op = [(op.n_repeats, *op_work(pm, op)) for op, _ in pairs]
-    return sum(n * tensor for n, tensor, _ in per_op), sum(n * dram for n, _, dram in per_op)
+    return sum(n * sm for n, sm, _ in per_op), sum(n * dram for n, _, dram in per_op)
 
 
 _PLAIN = xp_for(0.0)  # the ufunc names over plain floats
@@ -179,20 +179,20 @@ def step_bound(pairs) -> str:
 def settled(s: Setup, phase: str, boost_pairs, cuda_graph) -> PhaseResult:
     """The pass at the clock its operating state settles at, with its power, energy and bound."""
     n = sum(op.n_repeats for op, _ in boost_pairs)
-    tensor, dram = work(boost_pairs, s.pm)
+    sm_j, dram = work(boost_pairs, s.pm)
 
-    scalar = xp_for(boost_pairs[0][1].time_s, tensor) is not np
+    scalar = xp_for(boost_pairs[0][1].time_s, sm_j) is not np
     fast = _scalar_timer(boost_pairs, s.prm) if scalar else None
 
     def power_at(phi):
         gpu = fast(phi) if scalar and isinstance(phi, float) else gpu_at(boost_pairs, phi, s.prm)
-        return s.pm.power_w(phi, launch_bound_s(gpu, n, s.prm, cuda_graph), gpu, tensor, dram)
+        return s.pm.power_w(phi, launch_bound_s(gpu, n, s.prm, cuda_graph), gpu, sm_j, dram)
 
     phi = settle(s.pm, power_at)
     pairs = tuple((op, at_clock(t, phi, s.prm)) for op, t in boost_pairs)
     gpu, _, flops, hbm = totals(pairs)
     launched = launch_bound_s(gpu, n, s.prm, cuda_graph)
-    time, energy = throttle(s.pm, phi, launched, gpu, tensor, dram)
+    time, energy = throttle(s.pm, phi, launched, gpu, sm_j, dram)
     bound = None
     if np.ndim(gpu) == 0 and pairs[0][1].bound is not None:
         bound = step_bound(pairs)

@@ -49,15 +49,15 @@ def predict_kernel(hardware, kernel: str, calibration="auto", impl="vendor", *, 
     op = kind.op(**shape)
     boost = op_time(op, hw, prm, link_bytes_per_s=hw.scaleup_bandwidth_bytes_per_s,
                     host_link_bytes_per_s=link_rate(hw.host_link))
-    tensor, dram = op_work(pm, op)  # once: the clock search re-times the op ~10 times
+    sm_j, dram = op_work(pm, op)  # once: the clock search re-times the op ~10 times
 
     def power_at(phi):
         t_phi = at_clock(boost, phi, prm).time_s
-        return pm.power_w(phi, t_phi, t_phi, tensor, dram)
+        return pm.power_w(phi, t_phi, t_phi, sm_j, dram)
 
     phi = settle(pm, power_at)
     t = at_clock(boost, phi, prm)
-    gpu, energy = throttle(pm, phi, t.time_s, t.time_s, tensor, dram)
+    gpu, energy = throttle(pm, phi, t.time_s, t.time_s, sm_j, dram)
     bound = "power" if gpu > t.time_s else str(t.bound)
     time = gpu + (eager_call_s(kind, prm) if launch == "eager" else 0.0)
     return KernelPrediction(float(time), float(op.flops), float(op.hbm_bytes), bound, float(t.compute_s),

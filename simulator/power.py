@@ -1,6 +1,8 @@
 """Board power and the clock the power limit allows (DVFS), for a pass of ops timed at the boost clock.
 
-    P(φ) = P_idle + P_active·φ^(1+γ)·t_busy/t + (E_tensor·φ^γ·FLOPs_tensor + E_dram·bytes) / t
+    P(φ) = P_idle + P_active·φ^(1+γ)·t_busy/t + (φ^γ·E_sm + E_dram·bytes) / t,
+    E_sm = E_tensor·FLOPs_tensor + E_stage·bytes_staged
+
 
 φ = SM clock / boost clock; t(φ) the pass's time at that clock (compute terms scale as 1/φ, memory terms
 do not); ``hwspecs.effects.PowerParams`` defines every term and its defaults. Operating states:
@@ -10,8 +12,12 @@ do not); ``hwspecs.effects.PowerParams`` defines every term and its defaults. Op
   clock whose P(φ) stays within the power limit (the device's TDP, or ``power_cap_w``), never below
   ``min_clock_frac``. Memory-bound work draws less and stays near boost; compute-bound work slows.
 
-Energy of a pass = P·t = idle·t + P_active·φ^(1+γ)·t_busy + E_tensor·φ^γ·FLOPs + E_dram·bytes, the
-integral of the power over the pass by construction.
+E_sm is the SM-side work that runs on the GPU's clock and voltage: tensor-core FLOPs, and for decode attention
+(``STAGED_KINDS``) each KV byte staged through shared memory into the tensor cores and the softmax — a copy or a
+GEMV moves its bytes through registers once; decode attention at the same DRAM rate drew ~100 W more on an H200
+(hwperf measurement 2026-12-01, states.csv: 698-702 W at 1.81-1.86 GHz and 4.4 TB/s vs copies 608-615 W and
+GEMVs 573-632 W at boost and 4.0-4.3 TB/s). Energy of a pass = P·t = idle·t + P_active·φ^(1+γ)·t_busy +
+φ^γ·E_sm + E_dram·bytes, the integral of the power over the pass by construction.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from simulator.kinds import KINDS
 STATES = ("sustained", "burst")
 # Kinds whose FLOPs run on the tensor cores; the rest (norms, activations) are counted in the active power.
 TENSOR_KINDS = frozenset({"gemm", "attention_prefill", "attention_decode"})
+# Kinds whose DRAM bytes are staged through shared memory into tensor-core work (``PowerParams.stage_power_frac``).
+STAGED_KINDS = frozenset({"attention_decode"})
 _SETTLE_ITERATIONS = 8  # regula falsi steps: P(φ) is smooth, 8 reach ~1e-6 W
 _SETTLE_TOLERANCE_W = 1e-3
 
@@ -42,6 +50,7 @@ class PowerModel:
     idle_w: float
     active_w: float  # clock tree and leakage of busy SMs at boost
     tensor_j_per_flop: float  # at boost
+    stage_j_per_byte: float  # at boost: SM work per DRAM byte of a STAGED_KINDS op
     dram_j_per_byte: float  # at boost: moving a byte through L2, the crossbar and the HBM devices
     hbm_device_j_per_byte: float  # the HBM devices' own share, which the SM clock does not change
     gamma: float
@@ -56,15 +65,16 @@ class PowerModel:
         """DRAM bytes of one execution of ``op`` as the memory controller sees them (tile re-reads)."""
         return KINDS[op.kind].dram_bytes(op, self.hw)
 
-    def power_w(self, phi, step_s, busy_s, tensor_flops, dram_bytes):
-        """Mean board power of a pass of ``step_s`` (kernels busy ``busy_s``) at clock fraction ``phi``."""
-        return self.idle_w + self.dynamic_j(phi, busy_s, tensor_flops, dram_bytes) / step_s
+    def power_w(self, phi, step_s, busy_s, sm_j, dram_bytes):
+        """Mean board power of a pass of ``step_s`` (kernels busy ``busy_s``) at clock fraction ``phi``;
+        ``sm_j``, ``dram_bytes``: the pass's ``op_work`` summed over its ops."""
+        return self.idle_w + self.dynamic_j(phi, busy_s, sm_j, dram_bytes) / step_s
 
-    def dynamic_j(self, phi, busy_s, tensor_flops, dram_bytes):
-        """Energy above idle of a pass: clock tree while busy, tensor work, DRAM traffic."""
+    def dynamic_j(self, phi, busy_s, sm_j, dram_bytes):
+        """Energy above idle of a pass: clock tree while busy, SM work (``sm_j`` at boost), DRAM traffic."""
         phi_g = phi ** self.gamma
         on_chip = self.dram_j_per_byte - self.hbm_device_j_per_byte
-        return (self.active_w * phi_g * phi * busy_s + self.tensor_j_per_flop * phi_g * tensor_flops
+        return (self.active_w * phi_g * phi * busy_s + phi_g * sm_j
                 + (self.hbm_device_j_per_byte + on_chip * phi_g) * dram_bytes)
 
 
@@ -80,9 +90,11 @@ def tensor_work(kind: str, flops, dtype: str, eight_bit_energy_frac: float):
 
 
 def op_work(pm: PowerModel, op):
-    """(tensor work in bf16 FLOPs, DRAM bytes) of one execution of ``op``: what its dynamic energy is
-    spent on."""
-    return tensor_work(op.kind, op.flops, op.compute_dtype, pm.tensor_8bit_energy_frac), pm.dram_bytes(op)
+    """(SM energy at boost in J, DRAM bytes) of one execution of ``op``: what its dynamic energy is spent
+    on. SM energy: tensor work (``tensor_work``) plus, for ``STAGED_KINDS``, its DRAM bytes staged into it."""
+    dram = pm.dram_bytes(op)
+    sm = pm.tensor_j_per_flop * tensor_work(op.kind, op.flops, op.compute_dtype, pm.tensor_8bit_energy_frac)
+    return (sm + pm.stage_j_per_byte * dram if op.kind in STAGED_KINDS else sm), dram
 
 
 def op_power_w(pm: PowerModel, op, t, phi):
@@ -111,7 +123,8 @@ def power_model(hw, prm, state="sustained", power_cap_w=None, sm_clock_hz=None) 
     dram_j = p.dram_power_frac * hw.tdp_w / hw.memory_bandwidth_bytes_per_s
     return PowerModel(state, idle, p.active_power_frac * hw.tdp_w,
                       p.tensor_power_frac * hw.tdp_w / hw.peak(sixteen_bit_dtype(hw)),
-                      dram_j, min(p.hbm_device_j_per_byte, dram_j), p.voltage_exponent, cap,
+                      p.stage_power_frac * hw.tdp_w / hw.memory_bandwidth_bytes_per_s, dram_j,
+                      min(p.hbm_device_j_per_byte, dram_j), p.voltage_exponent, cap,
                       phi_max, min(p.min_clock_frac, phi_max), hw.boost_clock_hz, hw, p.tensor_8bit_energy_frac)
 
 
@@ -121,11 +134,11 @@ def _checked(value, name: str) -> float:
     return float(value)
 
 
-def throttle(pm: PowerModel, phi, step_s, busy_s, tensor_flops, dram_bytes):
+def throttle(pm: PowerModel, phi, step_s, busy_s, sm_j, dram_bytes):
     """(step_s, energy_j) of a pass at its settled clock. Where even the lowest clock draws more than the
     limit (memory-bound work under a deep cap), the power manager also stalls the SMs (clock gating):
     the pass stretches until its mean power is the limit, E_dyn / (cap − idle)."""
-    dyn = pm.dynamic_j(phi, busy_s, tensor_flops, dram_bytes)
+    dyn = pm.dynamic_j(phi, busy_s, sm_j, dram_bytes)
     if pm.state == "burst":
         return step_s, pm.idle_w * step_s + dyn
     step = np.maximum(step_s, dyn / (pm.cap_w - pm.idle_w))

@@ -34,9 +34,46 @@ def _true_power(pts: pd.DataFrame, prm: EffectParams) -> np.ndarray:
     g, e_dev = p.voltage_exponent, p.hbm_device_j_per_byte
     per_flop = p.tensor_power_frac * HW.tdp_w / HW.peak("bf16")
     dram_j = p.dram_power_frac * HW.tdp_w / HW.memory_bandwidth_bytes_per_s
+    stage_j = p.stage_power_frac * HW.tdp_w / HW.memory_bandwidth_bytes_per_s
     tensor = pts["tensor_flops_per_s"] + p.tensor_8bit_energy_frac * pts["tensor_8bit_flops_per_s"]
+    # decode attention: its DRAM bytes also pass through shared memory into the tensor cores (clock-scaled)
+    staged = np.where(pts["case"].str.contains("attention_decode"), pts["dram_bytes_per_s"], 0.0)
     return (IDLE_W + p.active_power_frac * HW.tdp_w * phi ** (1 + g) + per_flop * phi ** g * tensor
-            + (e_dev + (dram_j - e_dev) * phi ** g) * pts["dram_bytes_per_s"]).to_numpy()
+            + (e_dev + (dram_j - e_dev) * phi ** g) * pts["dram_bytes_per_s"] + stage_j * phi ** g * staged).to_numpy()
+
+
+def _decode_rows(n: int) -> pd.DataFrame:
+    rows = []
+    for i, (b, ctx) in enumerate([(64, 4096), (16, 32768), (128, 2048), (8, 1024)][:n]):
+        kv_bytes = 2 * b * ctx * 8 * 128 * 2
+        rows.append({"case_id": f"attention_decode-{i}", "kernel": "attention_decode", "impl": "vendor",
+                     "state": "sustained", "dtype": "bf16", "batch": b, "context": ctx, "n_q_heads": 32,
+                     "n_kv_heads": 8, "head_dim": 128, "paged": False, "flops": 4.0 * b * 32 * ctx * 128,
+                     "median_s": kv_bytes / 4.3e12, "mean_sm_clock_hz": HW.boost_clock_hz * (0.93 - 0.02 * i),
+                     "mean_power_w": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_fit_power_recovers_the_staged_byte_energy():
+    """Decode attention drawing more than its DRAM bytes and FLOPs explain gives its staged-byte energy back,
+    the other terms unchanged."""
+    truth = EffectParams(impl="vendor").with_values({**TRUE, "power.stage_power_frac": 0.2})
+    states = pd.concat([_sustained_rows(), _decode_rows(3)], ignore_index=True)
+    states["mean_power_w"] = _true_power(power_points(HW, None, states), truth)
+    power = pd.DataFrame([{"run": "idle", "mean_power_w": IDLE_W, "mean_sm_clock_hz": 345e6}])
+    fitted = fit_power(HW, power, states, EffectParams(impl="vendor")).power
+    assert fitted.stage_power_frac == pytest.approx(0.2, rel=1e-3)
+    assert fitted.dram_power_frac == pytest.approx(0.75, rel=1e-3)
+    assert fitted.tensor_power_frac == pytest.approx(1.6, rel=1e-3)
+
+
+def test_with_one_decode_case_the_staged_energy_keeps_its_prior():
+    truth = EffectParams(impl="vendor").with_values({**TRUE, "power.stage_power_frac": 0.2})
+    states = pd.concat([_sustained_rows(), _decode_rows(1)], ignore_index=True)
+    states["mean_power_w"] = _true_power(power_points(HW, None, states), truth)
+    power = pd.DataFrame([{"run": "idle", "mean_power_w": IDLE_W, "mean_sm_clock_hz": 345e6}])
+    start = EffectParams(impl="vendor").with_values({"power.stage_power_frac": 0.3})
+    assert fit_power(HW, power, states, start).power.stage_power_frac == 0.3
 
 
 def test_fit_power_recovers_the_8bit_energy_ratio():

@@ -4,8 +4,11 @@ Each steady run gives one point: SM clock fraction φ, mean board power, and the
 sustained — tensor FLOP/s and DRAM bytes/s (kernels back to back, so the SMs are busy all the time):
 
     P − P_idle = a·TDP·φ^(1+γ) + k_t·(TDP / peak)·φ^γ·R_tensor + k_d·(TDP / bandwidth)·R_dram
+                 + k_s·(TDP / bandwidth)·φ^γ·R_staged
 
-linear in (a, k_t, k_d) for a fixed γ: non-negative least squares on relative residuals for each γ of a
+(R_staged: the DRAM bytes/s of decode attention, ``simulator.power.STAGED_KINDS``; k_s is fitted where at
+least ``MIN_STAGED_POINTS`` such cases were measured, else keeps its prior) linear in (a, k_t, k_d, k_s) for a
+fixed γ: non-negative least squares on relative residuals for each γ of a
 grid, keeping the best. P_idle is the idle run's power. Points: ``power.csv`` (compute: 8192³ bf16
 GEMMs; memory: 2 GiB copies; idle) and the "sustained" rows of ``states.csv`` (kernels of every class
 held at the power limit). With fewer than ``MIN_POINTS_FOR_SHAPE`` points only k_t and k_d are fitted
@@ -22,7 +25,7 @@ from hwspecs.calibration import EffectParams
 import simulator
 from simulator.kinds import KINDS
 from simulator.kinds.gemm import flops as gemm_flops
-from simulator.power import EIGHT_BIT_DTYPES, TENSOR_KINDS
+from simulator.power import EIGHT_BIT_DTYPES, STAGED_KINDS, TENSOR_KINDS
 
 POWER_GEMM_SIZE = 8192  # validate/power.py's compute run: back-to-back 8192³ bf16 GEMMs
 GAMMA_GRID = np.round(np.arange(0.0, 3.01, 0.1), 2)
@@ -31,7 +34,8 @@ MIN_POINTS_FOR_SHAPE = 5
 
 def power_points(hw, power: pd.DataFrame | None, states: pd.DataFrame | None) -> pd.DataFrame:
     """One row per steady run: case, phi, power_w, tensor FLOP/s in 16-bit and in 8-bit dtypes
-    (tensor_flops_per_s, tensor_8bit_flops_per_s), dram_bytes_per_s."""
+    (tensor_flops_per_s, tensor_8bit_flops_per_s), dram_bytes_per_s, staged_bytes_per_s (the DRAM bytes/s
+    of a STAGED_KINDS kernel, else 0)."""
     rows = []
     if power is not None:
         for r in power.to_dict("records"):
@@ -40,19 +44,39 @@ def power_points(hw, power: pd.DataFrame | None, states: pd.DataFrame | None) ->
                 n = POWER_GEMM_SIZE
                 dram = r["achieved_flops_per_s"] / gemm_flops(n, n, n) * _dram_bytes(
                     hw, {"kernel": "gemm", "m": n, "n": n, "k": n, "dtype": "bf16"})
-                rows.append(("power:compute", phi, r["mean_power_w"], r["achieved_flops_per_s"], 0.0, dram))
+                rows.append(("power:compute", phi, r["mean_power_w"], r["achieved_flops_per_s"], 0.0, dram, 0.0))
             elif r["run"] == "memory" and r.get("achieved_bytes_per_s", 0) > 0:
-                rows.append(("power:memory", phi, r["mean_power_w"], 0.0, 0.0, r["achieved_bytes_per_s"]))
+                rows.append(("power:memory", phi, r["mean_power_w"], 0.0, 0.0, r["achieved_bytes_per_s"], 0.0))
     if states is not None and len(states):
-        sus = states[(states["state"] == "sustained") & (states["kernel"] != "layer") & (states["median_s"] > 0)
-                     & (states["mean_power_w"] > 0)]
+        sus = states[(states["state"] == "sustained") & (states["median_s"] > 0) & (states["mean_power_w"] > 0)]
         for r in sus.to_dict("records"):
-            rate = r["flops"] / r["median_s"] if r["kernel"] in TENSOR_KINDS else 0.0
-            eight = r.get("dtype") in EIGHT_BIT_DTYPES
+            work = _layer_work(hw, r) if r["kernel"] == "layer" else _kernel_work(hw, r)
             rows.append((f"states:{r['case_id']}", r["mean_sm_clock_hz"] / hw.boost_clock_hz, r["mean_power_w"],
-                         0.0 if eight else rate, rate if eight else 0.0, _dram_bytes(hw, r) / r["median_s"]))
+                         *(w / r["median_s"] for w in work)))
     return pd.DataFrame(rows, columns=["case", "phi", "power_w", "tensor_flops_per_s", "tensor_8bit_flops_per_s",
-                                       "dram_bytes_per_s"])
+                                       "dram_bytes_per_s", "staged_bytes_per_s"])
+
+
+def _kernel_work(hw, row) -> tuple[float, float, float, float]:
+    """(16-bit tensor FLOPs, 8-bit tensor FLOPs, DRAM bytes, staged DRAM bytes) of one measured kernel call."""
+    flops = row["flops"] if row["kernel"] in TENSOR_KINDS else 0.0
+    eight = row.get("dtype") in EIGHT_BIT_DTYPES
+    dram = _dram_bytes(hw, row)
+    return 0.0 if eight else flops, flops if eight else 0.0, dram, dram if row["kernel"] in STAGED_KINDS else 0.0
+
+
+def _layer_work(hw, row) -> tuple[float, float, float, float]:
+    """``_kernel_work`` of one measured decoder-layer step: summed over the model's ops of the step."""
+    from validate.rows import layer_result
+
+    out = np.zeros(4)
+    for op, _ in layer_result(hw, row, EffectParams(impl="vendor"), "burst").pairs:
+        flops = op.flops if op.kind in TENSOR_KINDS else 0.0
+        eight = op.compute_dtype in EIGHT_BIT_DTYPES
+        dram = KINDS[op.kind].dram_bytes(op, hw)
+        out += op.n_repeats * np.array([0.0 if eight else flops, flops if eight else 0.0, dram,
+                                        dram if op.kind in STAGED_KINDS else 0.0])
+    return tuple(float(x) for x in out)
 
 
 def _dram_bytes(hw, row) -> float:
@@ -69,24 +93,27 @@ def idle_power_w(power: pd.DataFrame | None) -> float | None:
 
 
 MIN_8BIT_POINTS = 2  # 8-bit cases needed to fit their energy per FLOP apart from bf16's
+MIN_STAGED_POINTS = 2  # decode-attention cases needed to fit the staged-byte energy (k_s)
 
 
-def _design(hw, pts: pd.DataFrame, gamma: float, eight_bit_frac: float | None) -> np.ndarray:
-    """Columns multiplying (a, k_t, k_d) — plus k_t8 (8-bit tensor work) when ``eight_bit_frac`` is None;
-    else the 8-bit work joins the bf16 column at that energy ratio. The DRAM column carries the
-    clock-scaled (on-chip) part only."""
+def _design(hw, pts: pd.DataFrame, gamma: float, eight_bit_frac: float | None, staged: bool) -> np.ndarray:
+    """Columns multiplying (a, k_t, k_d) — plus k_s (staged bytes) when ``staged``, and k_t8 (8-bit tensor
+    work) when ``eight_bit_frac`` is None; else the 8-bit work joins the bf16 column at that energy ratio.
+    The DRAM column carries the clock-scaled (on-chip) part only."""
     phi = pts["phi"].to_numpy()
     per_flop = hw.tdp_w / hw.peak("bf16") * phi ** gamma
     r_8 = pts["tensor_8bit_flops_per_s"].to_numpy()
     tensor = pts["tensor_flops_per_s"].to_numpy() + (0.0 if eight_bit_frac is None else eight_bit_frac * r_8)
-    cols = [hw.tdp_w * phi ** (1.0 + gamma), per_flop * tensor,
-            hw.tdp_w / hw.memory_bandwidth_bytes_per_s * phi ** gamma * pts["dram_bytes_per_s"].to_numpy()]
+    per_byte = hw.tdp_w / hw.memory_bandwidth_bytes_per_s * phi ** gamma
+    cols = [hw.tdp_w * phi ** (1.0 + gamma), per_flop * tensor, per_byte * pts["dram_bytes_per_s"].to_numpy()]
+    cols += [per_byte * pts["staged_bytes_per_s"].to_numpy()] if staged else []
     return np.column_stack(cols + ([per_flop * r_8] if eight_bit_frac is None else []))
 
 
 def fit_power(hw, power: pd.DataFrame | None, states: pd.DataFrame | None, params: EffectParams) -> EffectParams:
     """``params`` with the power group fitted (unchanged where there is nothing to fit). The 8-bit energy
-    ratio is fitted only with enough 8-bit cases and the full shape fit; else it keeps its prior."""
+    ratio is fitted only with enough 8-bit cases and the full shape fit, the staged-byte energy only with
+    enough decode-attention cases; else each keeps its prior."""
     pts = power_points(hw, power, states)
     idle = idle_power_w(power)
     if idle is None or len(pts) < 2:
@@ -94,30 +121,36 @@ def fit_power(hw, power: pd.DataFrame | None, states: pd.DataFrame | None, param
     # The HBM devices' own energy per byte (e_dev) does not scale with the clock: with DRAM energy
     # e_dev + (k_d·TDP/BW − e_dev)·φ^γ per byte, the fit explains y = P − idle − e_dev·R_dram·(1 − φ^γ).
     e_dev = params.power.hbm_device_j_per_byte
-    phi, r_d = pts["phi"].to_numpy(), pts["dram_bytes_per_s"].to_numpy()
+    phi, r_d, r_s = (pts[c].to_numpy() for c in ("phi", "dram_bytes_per_s", "staged_bytes_per_s"))
     weight = 1.0 / pts["power_w"].to_numpy()  # relative residuals
     p = params.power
     own_8bit = len(pts) >= MIN_POINTS_FOR_SHAPE and (pts["tensor_8bit_flops_per_s"] > 0).sum() >= MIN_8BIT_POINTS
+    staged = bool((r_s > 0).sum() >= MIN_STAGED_POINTS)
     frac = None if own_8bit else p.tensor_8bit_energy_frac
+    k_s = p.stage_power_frac
 
-    def target(g):
-        return pts["power_w"].to_numpy() - idle - e_dev * r_d * (1.0 - phi ** g)
+    def target(g):  # a staged-byte energy that is not fitted enters at its prior
+        prior = 0.0 if staged else k_s * hw.tdp_w / hw.memory_bandwidth_bytes_per_s * phi ** g * r_s
+        return pts["power_w"].to_numpy() - idle - e_dev * r_d * (1.0 - phi ** g) - prior
 
     if len(pts) < MIN_POINTS_FOR_SHAPE:
         g = p.voltage_exponent
-        fixed = _design(hw, pts, g, frac)
+        fixed = _design(hw, pts, g, frac, staged)
         coef, _ = nnls(fixed[:, 1:] * weight[:, None], (target(g) - p.active_power_frac * fixed[:, 0]) * weight)
         gamma, coef = g, np.array([p.active_power_frac, *coef])
     else:
-        fits = [(*nnls(_design(hw, pts, g, frac) * weight[:, None], target(g) * weight)[::-1], g)
+        fits = [(*nnls(_design(hw, pts, g, frac, staged) * weight[:, None], target(g) * weight)[::-1], g)
                 for g in GAMMA_GRID]
         _, coef, gamma = min(fits, key=lambda f: f[0])
     a, k_t, k_d = coef[:3]
+    if staged:
+        k_s = coef[3]
     if own_8bit and k_t > 0:
-        frac = float(coef[3] / k_t)
+        frac = float(coef[3 + staged] / k_t)
     return params.with_values({"power.idle_power_w": idle, "power.active_power_frac": float(a),
                                "power.tensor_power_frac": float(k_t), "power.dram_power_frac": float(k_d),
-                               "power.voltage_exponent": float(gamma), "power.tensor_8bit_energy_frac": float(frac)})
+                               "power.stage_power_frac": float(k_s), "power.voltage_exponent": float(gamma),
+                               "power.tensor_8bit_energy_frac": float(frac)})
 
 
 def fit_eager_calls(hw, states: pd.DataFrame | None, params: EffectParams) -> EffectParams:

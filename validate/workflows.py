@@ -89,6 +89,11 @@ def run_compare(hardware_id: str, measurements: Path, out_dir: Path, calibration
         summary = pd.concat([summary[summary.source != "transfer"],
                              summarize(cases[cases.source == "transfer"], split=None)], ignore_index=True)
     states = _compare_states(hw.id, measurements, sources)
+    from validate.dram_compare import dram_tables
+
+    dram = dram_tables(hw.id, measurements)  # ncu's DRAM bytes vs the model's (no calibration enters)
+    if dram is not None:
+        states = [*(states or ()), ("compare_dram_cases.csv", dram[0]), ("compare_dram_summary.csv", dram[1])]
     shown = cases if split is None else cases[(cases["split"] == "score") | (cases["source"] == "transfer")]
     png = render_plot(shown, f"{hw.id}: predicted vs measured ({'held-out cases' if split else 'all cases'})")
     # Everything is computed: only now are the outputs written, all together (hwspecs.write_all).

@@ -182,7 +182,13 @@ def time(op: Op, hw, prm, xp, link_bytes_per_s, host_link_bytes_per_s):
 # columns; an operand larger than half of L2 is re-read once per wave-row (B) or wave-column (A) band.
 # Checked against ncu on an H200 (validate/measurements/h200-sxm-141gb/dram_bytes.csv): 8192³ bf16 1.48 GB
 # modelled vs 1.38 GB read+written (minimum 0.40 GB); 4096×14336×4096 0.72 vs 0.68 GB.
+# 8-bit GEMMs (fp8 torch._scaled_mm) are modelled with tiles of the same 32768 outputs turned the other way,
+# 256 rows × 128 columns: fewer, taller wave-row bands, so B is re-read half as often. Inferred from the ncu
+# counts, not from kernel names (not recorded): an fp8 8192³ GEMM read 0.55 GB; the bf16 tile predicts 0.67 GB
+# of reads, this one 0.54 GB. The --states-set extra2 fp8 shapes (2048×8192×8192: B read once with this tile,
+# twice with bf16's) test it.
 DRAM_TILE = (128, 256)
+DRAM_TILE_8BIT = (256, 128)
 DRAM_GROUP_M = 8
 
 
@@ -196,9 +202,10 @@ def dram_bytes(op: Op, hw) -> float:
     benchmark = isinstance(op.weight_bytes, float) and op.weight_bytes == 0.0
     b = op.act_read_bytes - a if benchmark else op.weight_bytes
     half_l2 = hw.l2_bytes / 2
+    tile_m, tile_n = DRAM_TILE_8BIT if op.compute_dtype in ("fp8", "int8") else DRAM_TILE
     wave_n = max(1, hw.n_sms // DRAM_GROUP_M)
-    a_bands = xp.maximum(1.0, xp.ceil(n / (DRAM_TILE[1] * wave_n)))
-    b_bands = xp.maximum(1.0, xp.ceil(m / (DRAM_TILE[0] * DRAM_GROUP_M)))
+    a_bands = xp.maximum(1.0, xp.ceil(n / (tile_n * wave_n)))
+    b_bands = xp.maximum(1.0, xp.ceil(m / (tile_m * DRAM_GROUP_M)))
     a_reads = a * xp.where(a > half_l2, a_bands, 1.0)
     b_reads = b * xp.where(b > half_l2, b_bands, 1.0)
     return a_reads + b_reads + op.act_write_bytes
