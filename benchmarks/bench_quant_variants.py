@@ -1,5 +1,6 @@
-"""Which unpacking each compressed-path kernel should use on this GPU: per-element gathers or a
-load-once-and-reshape (``kernels.attention_decode_quant._unpack_tile``, ``kernels.gemm_w4a16``), timed next
+"""Which unpacking each compressed-path kernel should use on this GPU: bit-position sub-tiles ("split", the
+default), per-element gathers or a load-once-and-reshape (``kernels.attention_decode_quant``,
+``kernels.gemm_w4a16``), each checked against its torch reference and timed next
 to the bf16 Triton decode kernel and cuBLAS bf16 at the same shapes. Prints achieved effective bandwidth
 (compressed bytes / s) and FLOP/s, writes ``quant_variants.csv`` and ``quant_variant.env`` (the faster
 unpacking per kernel, by geometric-mean time) into the folder given (default: the current one).
@@ -30,6 +31,13 @@ def ms(fn):
     return triton.testing.do_bench_cudagraph(fn, rep=40)
 
 
+def check(out, exact, what, tol=2e-2):
+    """A variant that is fast but wrong must not win: relative Frobenius error against the fp32 reference."""
+    err = ((out.float() - exact).norm() / exact.norm()).item()
+    if not err <= tol:
+        raise AssertionError(f"{what}: relative error {err:.3g} > {tol}")
+
+
 def decode_rows():
     rows = []
     for b, c in DECODE:
@@ -41,10 +49,11 @@ def decode_rows():
         rows.append(("attention_decode", "bf16", b, c, 16, t, dec.hbm_bytes(b, c, 32, 8, 128, 2)))
         for bits in (8, 4, 2):
             kq, vq = adq.quantize(k, bits, 32), adq.quantize(v, bits, 32)
-            for reshape in (False, True):
-                t = ms(lambda: adq.decode_attention_quant(q, kq, vq, lens, bits, reshape=reshape))
-                rows.append(("attention_decode_quant", "reshape" if reshape else "gather", b, c, bits, t,
-                             adq.hbm_bytes(b, c, 32, 8, 128, bits, 32)))
+            exact = adq.reference(q, kq, vq, lens, bits)
+            for unpack in adq.UNPACK_METHODS:
+                check(adq.decode_attention_quant(q, kq, vq, lens, bits, unpack=unpack), exact, unpack)
+                t = ms(lambda: adq.decode_attention_quant(q, kq, vq, lens, bits, unpack=unpack))
+                rows.append(("attention_decode_quant", unpack, b, c, bits, t, adq.hbm_bytes(b, c, 32, 8, 128, bits, 32)))
         del k, v
     return rows
 
@@ -56,9 +65,11 @@ def gemm_rows():
         w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k ** 0.5
         packed, scales = w4.quantize(w)
         rows.append(("gemm", "cublas_bf16", m, n, 16, ms(lambda: x @ w.t()), 2 * (m * k + n * k + m * n)))
-        for reshape in (False, True):
-            t = ms(lambda: w4.gemm_w4a16(x, packed, scales, reshape=reshape))
-            rows.append(("gemm_w4a16", "reshape" if reshape else "gather", m, n, 4, t, w4.hbm_bytes(m, n, k)))
+        exact = w4.reference(x, packed, scales)
+        for unpack in w4.UNPACK_METHODS:
+            check(w4.gemm_w4a16(x, packed, scales, unpack=unpack), exact, unpack)
+            t = ms(lambda: w4.gemm_w4a16(x, packed, scales, unpack=unpack))
+            rows.append(("gemm_w4a16", unpack, m, n, 4, t, w4.hbm_bytes(m, n, k)))
     return rows
 
 
@@ -83,8 +94,8 @@ def main(out: Path):
                   f"{r[6] / (r[5] / 1e3) / 1e9:8.0f} GB/s")
     env = {"attention_decode_quant": best(rows, "attention_decode_quant"), "gemm_w4a16": best(rows, "gemm_w4a16")}
     (out / "quant_variant.env").write_text(
-        f"export HWPERF_QUANT_DECODE_RESHAPE={int(env['attention_decode_quant'] == 'reshape')}\n"
-        f"export HWPERF_W4A16_RESHAPE={int(env['gemm_w4a16'] == 'reshape')}\n")
+        f"export HWPERF_QUANT_DECODE_UNPACK={env['attention_decode_quant']}\n"
+        f"export HWPERF_W4A16_UNPACK={env['gemm_w4a16']}\n")
     print("faster:", env)
 
 

@@ -26,16 +26,18 @@ import triton.language as tl
 from kernels import attention_decode as _bf16
 from kernels._common import AUTOTUNE
 from kernels._common import INTERPRET as _INTERPRET
-from kernels._common import online_softmax_step, require_gpu
+from kernels._common import require_gpu
 from simulator.kinds import attention_decode_quant as _kind
 
 SUPPORTED_BITS = _kind.KERNEL_BITS
 _SUPPORTED_HEAD_DIMS = (64, 128)
+UNPACK_METHODS = ("split", "gather", "reshape")
 
 
 def _gpu_configs() -> list[triton.Config]:
-    # Small token tiles too: a dequantized [BLOCK_N, D] tile lives in registers (K, V, codes, scales).
-    return [triton.Config({"BLOCK_N": bn}, num_warps=w, num_stages=2) for bn in (16, 32, 64) for w in (4, 8)]
+    # Small token tiles too: dequantized [BLOCK_N, D] tiles live in registers (K, V, codes, scales).
+    return [triton.Config({"BLOCK_N": bn}, num_warps=w, num_stages=s)
+            for bn in (32, 64, 128) for w in (4, 8) for s in (2, 3)]
 
 
 if _INTERPRET:
@@ -47,13 +49,30 @@ else:
 
 
 @triton.jit
+def _group_tile(ptr, row, n_ok, stride_stok, N_GROUPS: tl.constexpr, SUB: tl.constexpr, BLOCK_N: tl.constexpr):
+    """[BLOCK_N, N_GROUPS · SUB] fp16: each token's per-group value (scale or zero-point), loaded once as a
+    contiguous [BLOCK_N, N_GROUPS] tile and broadcast over the SUB elements of its group (no gathers)."""
+    offs_g = tl.arange(0, N_GROUPS)
+    s = tl.load(ptr + row[:, None] * stride_stok + offs_g[None, :], mask=n_ok[:, None], other=0.0)
+    return tl.reshape(tl.broadcast_to(s[:, :, None], (BLOCK_N, N_GROUPS, SUB)), (BLOCK_N, N_GROUPS * SUB))
+
+
+@triton.jit
+def _dequant(packed, scale, zero, SHIFT: tl.constexpr, BITS: tl.constexpr):
+    """Codes at bit SHIFT of each int16-widened byte → fp16 c · scale + zero. The code goes to fp16 by the
+    exponent trick (c | 0x6400 is the fp16 number 1024 + c, exact for c < 1024), one OR and one
+    subtract instead of an int→float conversion."""
+    c = ((packed >> SHIFT) & ((1 << BITS) - 1)) | 0x6400
+    return (c.to(tl.float16, bitcast=True) - 1024.0) * scale + zero
+
+
+@triton.jit
 def _unpack_tile(codes_ptr, scale_ptr, zero_ptr, row, n_ok, stride_tok, stride_stok,
                  HEAD_DIM: tl.constexpr, BITS: tl.constexpr, GROUP: tl.constexpr, BLOCK_N: tl.constexpr,
                  RESHAPE: tl.constexpr):
-    """[BLOCK_N, HEAD_DIM] fp16 values of the tokens at ``row`` (int64 offsets) from packed codes.
-    RESHAPE=False: every element loads its own byte and scale (neighbours share addresses, so DRAM sees
-    each byte once) and shifts it in place — no register shuffles. RESHAPE=True: load each byte once,
-    expand [N, D/k, k] and reshape (Triton may route the reshape through shared memory)."""
+    """The previous unpacking, kept for ``benchmarks/bench_quant_variants.py``: [BLOCK_N, HEAD_DIM] fp16
+    values, every element loading its own byte, scale and zero-point (RESHAPE=False: per-element gathers)
+    or each byte once, expanded and reshaped (RESHAPE=True)."""
     PER_BYTE: tl.constexpr = 8 // BITS
     offs_d = tl.arange(0, HEAD_DIM)
     if RESHAPE:
@@ -67,14 +86,12 @@ def _unpack_tile(codes_ptr, scale_ptr, zero_ptr, row, n_ok, stride_tok, stride_s
                          other=0)
         codes = (packed.to(tl.int32) >> ((offs_d % PER_BYTE) * BITS)[None, :]) & ((1 << BITS) - 1)
     s_off = row[:, None] * stride_stok + (offs_d // GROUP)[None, :]
-    # fp16 arithmetic (codes ≤ 255 are exact; fp16 keeps more mantissa than the bf16 the dot then uses):
-    # half the registers of fp32 tiles.
     scale = tl.load(scale_ptr + s_off, mask=n_ok[:, None], other=0.0)
     zero = tl.load(zero_ptr + s_off, mask=n_ok[:, None], other=0.0)
     return codes.to(tl.float16) * scale + zero
 
 
-@triton.autotune(configs=_CONFIGS, key=["HEAD_DIM", "G_PAD", "BITS", "GROUP", "DIRECT", "RESHAPE"])
+@triton.autotune(configs=_CONFIGS, key=["HEAD_DIM", "G_PAD", "BITS", "GROUP", "DIRECT", "UNPACK"])
 @triton.jit
 def _quant_split_kernel(
     q_ptr, kc_ptr, ks_ptr, kz_ptr, vc_ptr, vs_ptr, vz_ptr, ctx_ptr, out_ptr, lse_ptr,
@@ -86,50 +103,104 @@ def _quant_split_kernel(
     stride_lb, stride_lh,
     group_size, tokens_per_split,
     HEAD_DIM: tl.constexpr, G_PAD: tl.constexpr, BITS: tl.constexpr, GROUP: tl.constexpr,
-    DIRECT: tl.constexpr, DOT_F32: tl.constexpr, RESHAPE: tl.constexpr, BLOCK_N: tl.constexpr,
+    DIRECT: tl.constexpr, DOT_F32: tl.constexpr, UNPACK: tl.constexpr, PB: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    """Program (b, kv-head, split): partial attention of its query-head group over its token chunk."""
+    """Program (b, kv-head, split): partial attention of its query-head group over its token chunk.
+
+    UNPACK "split" (the default): a byte holds the codes of PB = 8 / BITS neighbouring elements d = j·PB + p.
+    Rather than interleaving them back into [BLOCK_N, HEAD_DIM] (register shuffles), the program keeps PB
+    sub-tiles [BLOCK_N, HEAD_DIM / PB], one per bit position p, and splits q and the output the same way:
+    q·kᵀ = Σ_p q[:, p::PB] · k_p ᵀ and o[:, p::PB] = P · v_p. Every load is contiguous (packed bytes once,
+    scales once per group). "gather" / "reshape": the previous ``_unpack_tile`` paths.
+    """
     b = tl.program_id(0)
     kvh = tl.program_id(1)
     split = tl.program_id(2)
     ctx_len = tl.load(ctx_ptr + b)
     lo = split * tokens_per_split
     hi = tl.minimum(lo + tokens_per_split, ctx_len)
+    SPLIT: tl.constexpr = UNPACK == "split"
+    DP: tl.constexpr = HEAD_DIM // PB
+    N_GROUPS: tl.constexpr = HEAD_DIM // GROUP
+    SUB: tl.constexpr = GROUP // PB
 
     offs_g = tl.arange(0, G_PAD)
-    offs_d = tl.arange(0, HEAD_DIM)
+    offs_j = tl.arange(0, DP)
     heads = kvh * group_size + offs_g
     g_ok = offs_g < group_size
-    q = tl.load(q_ptr + b * stride_qb + heads[:, None] * stride_qh + offs_d[None, :], mask=g_ok[:, None], other=0.0)
-    q = q.to(tl.float32) if DOT_F32 else q
+    q_ptrs = q_ptr + b * stride_qb + heads[:, None] * stride_qh + offs_j[None, :] * PB
+    q0 = tl.load(q_ptrs, mask=g_ok[:, None], other=0.0)
+    q1 = q0
+    q2 = q0
+    q3 = q0
+    if PB > 1:
+        q1 = tl.load(q_ptrs + 1, mask=g_ok[:, None], other=0.0)
+    if PB > 2:
+        q2 = tl.load(q_ptrs + 2, mask=g_ok[:, None], other=0.0)
+        q3 = tl.load(q_ptrs + 3, mask=g_ok[:, None], other=0.0)
+    dt = tl.float32 if DOT_F32 else q0.dtype
     c_base = b.to(tl.int64) * stride_cb + kvh.to(tl.int64) * stride_ch
     s_base = b.to(tl.int64) * stride_sb + kvh.to(tl.int64) * stride_sh
 
     m_i = tl.full([G_PAD], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([G_PAD], dtype=tl.float32)
-    acc = tl.zeros([G_PAD, HEAD_DIM], dtype=tl.float32)
+    acc0 = tl.zeros([G_PAD, DP], dtype=tl.float32)
+    acc1 = acc0
+    acc2 = acc0
+    acc3 = acc0
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         n_ok = offs_n < hi
         row = offs_n.to(tl.int64)
-        k = _unpack_tile(kc_ptr + c_base, ks_ptr + s_base, kz_ptr + s_base, row, n_ok, stride_ctok, stride_stok,
-                         HEAD_DIM, BITS, GROUP, BLOCK_N, RESHAPE)
-        v = _unpack_tile(vc_ptr + c_base, vs_ptr + s_base, vz_ptr + s_base, row, n_ok, stride_ctok, stride_stok,
-                         HEAD_DIM, BITS, GROUP, BLOCK_N, RESHAPE)
-        k = k.to(tl.float32) if DOT_F32 else k.to(q.dtype)
-        v = v.to(tl.float32) if DOT_F32 else v.to(q.dtype)
-        qk = tl.dot(q, tl.trans(k)) * qk_scale
-        qk = tl.where(n_ok[None, :], qk, float("-inf"))
-        acc, l_i, m_i = online_softmax_step(qk, v, acc, l_i, m_i, DOT_F32)
+        if SPLIT:
+            byte_off = row[:, None] * stride_ctok + offs_j[None, :]
+            kp = tl.load(kc_ptr + c_base + byte_off, mask=n_ok[:, None], other=0).to(tl.int16)
+            vp = tl.load(vc_ptr + c_base + byte_off, mask=n_ok[:, None], other=0).to(tl.int16)
+            k_s = _group_tile(ks_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
+            k_z = _group_tile(kz_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
+            qk = tl.dot(q0.to(dt), tl.trans(_dequant(kp, k_s, k_z, 0, BITS).to(dt)))
+            if PB > 1:
+                qk = tl.dot(q1.to(dt), tl.trans(_dequant(kp, k_s, k_z, BITS, BITS).to(dt)), qk)
+            if PB > 2:
+                qk = tl.dot(q2.to(dt), tl.trans(_dequant(kp, k_s, k_z, 2 * BITS, BITS).to(dt)), qk)
+                qk = tl.dot(q3.to(dt), tl.trans(_dequant(kp, k_s, k_z, 3 * BITS, BITS).to(dt)), qk)
+        else:
+            k = _unpack_tile(kc_ptr + c_base, ks_ptr + s_base, kz_ptr + s_base, row, n_ok, stride_ctok,
+                             stride_stok, HEAD_DIM, BITS, GROUP, BLOCK_N, UNPACK == "reshape")
+            qk = tl.dot(q0.to(dt), tl.trans(k.to(dt)))
+        qk = tl.where(n_ok[None, :], qk * qk_scale, float("-inf"))
+        # online softmax (kernels._common.online_softmax_step, spelled out for the PB accumulators)
+        m_ij = tl.maximum(m_i, tl.max(qk, 1))
+        p = tl.math.exp2(qk - m_ij[:, None])
+        alpha = tl.math.exp2(m_i - m_ij)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        m_i = m_ij
+        p = p.to(dt)
+        if SPLIT:
+            v_s = _group_tile(vs_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
+            v_z = _group_tile(vz_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
+            acc0 = tl.dot(p, _dequant(vp, v_s, v_z, 0, BITS).to(dt), acc0 * alpha[:, None])
+            if PB > 1:
+                acc1 = tl.dot(p, _dequant(vp, v_s, v_z, BITS, BITS).to(dt), acc1 * alpha[:, None])
+            if PB > 2:
+                acc2 = tl.dot(p, _dequant(vp, v_s, v_z, 2 * BITS, BITS).to(dt), acc2 * alpha[:, None])
+                acc3 = tl.dot(p, _dequant(vp, v_s, v_z, 3 * BITS, BITS).to(dt), acc3 * alpha[:, None])
+        else:
+            v = _unpack_tile(vc_ptr + c_base, vs_ptr + s_base, vz_ptr + s_base, row, n_ok, stride_ctok,
+                             stride_stok, HEAD_DIM, BITS, GROUP, BLOCK_N, UNPACK == "reshape")
+            acc0 = tl.dot(p, v.to(dt), acc0 * alpha[:, None])
 
     nonempty = l_i > 0.0
     l_safe = tl.where(nonempty, l_i, 1.0)
-    out = acc / l_safe[:, None]
-    out_ptrs = out_ptr + b * stride_ob + heads[:, None] * stride_oh + split * stride_os + offs_d[None, :]
-    if DIRECT:
-        tl.store(out_ptrs, out.to(out_ptr.dtype.element_ty), mask=g_ok[:, None])
-    else:
-        tl.store(out_ptrs, out, mask=g_ok[:, None])
+    out_ptrs = out_ptr + b * stride_ob + heads[:, None] * stride_oh + split * stride_os + offs_j[None, :] * PB
+    out_t = out_ptr.dtype.element_ty
+    tl.store(out_ptrs, (acc0 / l_safe[:, None]).to(out_t), mask=g_ok[:, None])
+    if PB > 1:
+        tl.store(out_ptrs + 1, (acc1 / l_safe[:, None]).to(out_t), mask=g_ok[:, None])
+    if PB > 2:
+        tl.store(out_ptrs + 2, (acc2 / l_safe[:, None]).to(out_t), mask=g_ok[:, None])
+        tl.store(out_ptrs + 3, (acc3 / l_safe[:, None]).to(out_t), mask=g_ok[:, None])
+    if not DIRECT:
         lse = tl.where(nonempty, m_i + tl.math.log2(l_safe), float("-inf"))
         tl.store(lse_ptr + b * stride_lb + heads * stride_lh + split, lse, mask=g_ok)
 
@@ -192,17 +263,21 @@ def _check(q, k, v, context_lens, bits):
 
 
 def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_splits=None,
-                           reshape: bool = False) -> torch.Tensor:
+                           reshape: bool = False, unpack: str = "split") -> torch.Tensor:
     """softmax(q Kᵀ · sm_scale) V over the first context_lens[b] tokens of a quantized cache.
 
     Args:
         q: [B, Hq, D] fp16/bf16, D in {64, 128}.
         k, v: (codes, scale, zero) each, as ``quantize`` returns for a [B, Hkv, S_max, D] cache.
         context_lens: [B] int32. bits: 8, 4 or 2.
-        reshape: unpack by expanding and reshaping instead of per-element gathers (``_unpack_tile``).
+        unpack: "split" (bit-position sub-tiles, see the kernel), or the previous "gather" / "reshape"
+            (``_unpack_tile``); ``reshape=True`` is the old spelling of unpack="reshape".
     Returns: o [B, Hq, D], q's dtype.
     """
     _check(q, k, v, context_lens, bits)
+    unpack = "reshape" if reshape else unpack
+    if unpack not in UNPACK_METHODS:
+        raise ValueError(f"unpack must be one of {', '.join(UNPACK_METHODS)}, got {unpack!r}")
     B, Hq, D = q.shape
     codes, scale, _ = k
     _, Hkv, max_context, _ = codes.shape
@@ -231,7 +306,8 @@ def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_
         *lse_strides,
         group, tokens_per_split,
         HEAD_DIM=D, G_PAD=max(16, triton.next_power_of_2(group)), BITS=bits, GROUP=group_size,
-        DIRECT=direct, DOT_F32=_INTERPRET and q.dtype == torch.bfloat16, RESHAPE=bool(reshape),
+        DIRECT=direct, DOT_F32=_INTERPRET and q.dtype == torch.bfloat16, UNPACK=unpack,
+        PB=8 // bits if unpack == "split" else 1,
     )
     if not direct:
         _bf16._decode_reduce_kernel[(B, Hq)](

@@ -22,9 +22,10 @@ QUANT_BATCHES = (1, 8, 32, 64)
 QUANT_CONTEXTS = (1024, 4096, 16384, 32768)
 W4A16_M = (1, 16, 64, 256, 1024, 4096)
 W4A16_NK = ((4096, 4096), (6144, 4096), (28672, 4096), (4096, 14336))  # o_proj, qkv, gate_up, down
-# Which unpacking the kernels use (benchmarks/bench_quant_variants.py picks the faster one on the GPU).
-DECODE_RESHAPE = os.environ.get("HWPERF_QUANT_DECODE_RESHAPE", "0") == "1"
-W4A16_RESHAPE = os.environ.get("HWPERF_W4A16_RESHAPE", "0") == "1"
+# Which unpacking the measured kernels use ("split" unless benchmarks/bench_quant_variants.py found another
+# faster on this GPU and its quant_variant.env was sourced).
+DECODE_UNPACK = os.environ.get("HWPERF_QUANT_DECODE_UNPACK", "split")
+W4A16_UNPACK = os.environ.get("HWPERF_W4A16_UNPACK", "split")
 
 
 def quant_decode_groups(torch, kern: Kernels, cfg: SweepConfig) -> list[Group]:
@@ -53,7 +54,7 @@ def _quant_group(torch, kern, batch, context, hq, hkv, d, bits, group) -> Group:
     def make(s):
         q, k, v, lens = s
         fn = kern.get("attention_decode_quant").decode_attention_quant
-        return lambda: fn(q, k, v, lens, bits, reshape=DECODE_RESHAPE)
+        return lambda: fn(q, k, v, lens, bits, unpack=DECODE_UNPACK)
 
     def check(s, fn):
         q, k, v, lens = s
@@ -92,7 +93,7 @@ def _w4a16_group(torch, kern, m, n, k) -> Group:
 
     def make(s):
         fn = kern.get("gemm_w4a16").gemm_w4a16
-        return lambda: fn(*s, reshape=W4A16_RESHAPE)
+        return lambda: fn(*s, unpack=W4A16_UNPACK)
 
     def check(s, fn):
         x, packed, scales = s
