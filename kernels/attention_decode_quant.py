@@ -12,9 +12,12 @@ element d lives in byte d // (8 / bits) at bit offset (d % (8 / bits)) · bits.
 Layouts (contiguous cache): k_codes, v_codes [B, Hkv, S_max, D · bits / 8] uint8;
 k_scale, k_zero, v_scale, v_zero [B, Hkv, S_max, D / group_size] fp16.
 
-Split-KV as in ``kernels.attention_decode`` (same split rule, same reduce kernel): each program unpacks a
-[BLOCK_N, D] tile of K and V in registers (shift + mask, then one FMA with the broadcast group scale) and
-runs the same online softmax, so HBM traffic is the compressed bytes only.
+Split-KV as in ``kernels.attention_decode`` (same split rule, same reduce kernel): each program loads a
+tile's packed bytes and group scales once, dequantizes them in registers one bit position at a time
+(shift + mask, the fp16 exponent trick, one FMA with the broadcast group scale; see the kernel) and runs the
+online softmax over fp16 tensor-core dots, so HBM traffic is the compressed bytes only. An earlier version
+unpacked an interleaved [BLOCK_N, D] tile with per-element gathers of bytes and scales and reached 5-17% of
+the bf16 kernel's bandwidth; ``benchmarks/results/quant_variants_split_h200.csv`` has both.
 """
 
 import math
@@ -31,7 +34,6 @@ from simulator.kinds import attention_decode_quant as _kind
 
 SUPPORTED_BITS = _kind.KERNEL_BITS
 _SUPPORTED_HEAD_DIMS = (64, 128)
-UNPACK_METHODS = ("split", "gather", "reshape")
 
 
 def _gpu_configs() -> list[triton.Config]:
@@ -66,32 +68,7 @@ def _dequant(packed, scale, zero, SHIFT: tl.constexpr, BITS: tl.constexpr):
     return (c.to(tl.float16, bitcast=True) - 1024.0) * scale + zero
 
 
-@triton.jit
-def _unpack_tile(codes_ptr, scale_ptr, zero_ptr, row, n_ok, stride_tok, stride_stok,
-                 HEAD_DIM: tl.constexpr, BITS: tl.constexpr, GROUP: tl.constexpr, BLOCK_N: tl.constexpr,
-                 RESHAPE: tl.constexpr):
-    """The previous unpacking, kept for ``benchmarks/bench_quant_variants.py``: [BLOCK_N, HEAD_DIM] fp16
-    values, every element loading its own byte, scale and zero-point (RESHAPE=False: per-element gathers)
-    or each byte once, expanded and reshaped (RESHAPE=True)."""
-    PER_BYTE: tl.constexpr = 8 // BITS
-    offs_d = tl.arange(0, HEAD_DIM)
-    if RESHAPE:
-        offs_b = tl.arange(0, HEAD_DIM // PER_BYTE)
-        packed = tl.load(codes_ptr + row[:, None] * stride_tok + offs_b[None, :], mask=n_ok[:, None], other=0)
-        shifts = tl.arange(0, PER_BYTE) * BITS
-        codes = (packed.to(tl.int32)[:, :, None] >> shifts[None, None, :]) & ((1 << BITS) - 1)
-        codes = tl.reshape(codes, (BLOCK_N, HEAD_DIM))
-    else:
-        packed = tl.load(codes_ptr + row[:, None] * stride_tok + (offs_d // PER_BYTE)[None, :], mask=n_ok[:, None],
-                         other=0)
-        codes = (packed.to(tl.int32) >> ((offs_d % PER_BYTE) * BITS)[None, :]) & ((1 << BITS) - 1)
-    s_off = row[:, None] * stride_stok + (offs_d // GROUP)[None, :]
-    scale = tl.load(scale_ptr + s_off, mask=n_ok[:, None], other=0.0)
-    zero = tl.load(zero_ptr + s_off, mask=n_ok[:, None], other=0.0)
-    return codes.to(tl.float16) * scale + zero
-
-
-@triton.autotune(configs=_CONFIGS, key=["HEAD_DIM", "G_PAD", "BITS", "GROUP", "DIRECT", "UNPACK"])
+@triton.autotune(configs=_CONFIGS, key=["HEAD_DIM", "G_PAD", "BITS", "GROUP", "DIRECT"])
 @triton.jit
 def _quant_split_kernel(
     q_ptr, kc_ptr, ks_ptr, kz_ptr, vc_ptr, vs_ptr, vz_ptr, ctx_ptr, out_ptr, lse_ptr,
@@ -103,15 +80,16 @@ def _quant_split_kernel(
     stride_lb, stride_lh,
     group_size, tokens_per_split,
     HEAD_DIM: tl.constexpr, G_PAD: tl.constexpr, BITS: tl.constexpr, GROUP: tl.constexpr,
-    DIRECT: tl.constexpr, DOT_F32: tl.constexpr, UNPACK: tl.constexpr, PB: tl.constexpr, BLOCK_N: tl.constexpr,
+    DIRECT: tl.constexpr, DOT_F32: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """Program (b, kv-head, split): partial attention of its query-head group over its token chunk.
 
-    UNPACK "split" (the default): a byte holds the codes of PB = 8 / BITS neighbouring elements d = j·PB + p.
-    Rather than interleaving them back into [BLOCK_N, HEAD_DIM] (register shuffles), the program keeps PB
-    sub-tiles [BLOCK_N, HEAD_DIM / PB], one per bit position p, and splits q and the output the same way:
-    q·kᵀ = Σ_p q[:, p::PB] · k_p ᵀ and o[:, p::PB] = P · v_p. Every load is contiguous (packed bytes once,
-    scales once per group). "gather" / "reshape": the previous ``_unpack_tile`` paths.
+    A byte holds the codes of PB = 8 / BITS neighbouring elements d = j·PB + p. Rather than interleaving
+    them back into [BLOCK_N, HEAD_DIM] (register shuffles), the program keeps PB sub-tiles
+    [BLOCK_N, HEAD_DIM / PB], one per bit position p, and splits q and the output the same way:
+    q·kᵀ = Σ_p q[:, p::PB] · k_pᵀ and o[:, p::PB] = P · v_p. Every load is contiguous (packed bytes once,
+    scales and zero-points once per group). The dots run in fp16 whatever q's dtype (q is converted once
+    per program), so the dequantized fp16 tiles feed the tensor cores without a conversion per element.
     """
     b = tl.program_id(0)
     kvh = tl.program_id(1)
@@ -119,7 +97,7 @@ def _quant_split_kernel(
     ctx_len = tl.load(ctx_ptr + b)
     lo = split * tokens_per_split
     hi = tl.minimum(lo + tokens_per_split, ctx_len)
-    SPLIT: tl.constexpr = UNPACK == "split"
+    PB: tl.constexpr = 8 // BITS
     DP: tl.constexpr = HEAD_DIM // PB
     N_GROUPS: tl.constexpr = HEAD_DIM // GROUP
     SUB: tl.constexpr = GROUP // PB
@@ -129,16 +107,16 @@ def _quant_split_kernel(
     heads = kvh * group_size + offs_g
     g_ok = offs_g < group_size
     q_ptrs = q_ptr + b * stride_qb + heads[:, None] * stride_qh + offs_j[None, :] * PB
-    q0 = tl.load(q_ptrs, mask=g_ok[:, None], other=0.0)
+    dt = tl.float32 if DOT_F32 else tl.float16
+    q0 = tl.load(q_ptrs, mask=g_ok[:, None], other=0.0).to(dt)
     q1 = q0
     q2 = q0
     q3 = q0
     if PB > 1:
-        q1 = tl.load(q_ptrs + 1, mask=g_ok[:, None], other=0.0)
+        q1 = tl.load(q_ptrs + 1, mask=g_ok[:, None], other=0.0).to(dt)
     if PB > 2:
-        q2 = tl.load(q_ptrs + 2, mask=g_ok[:, None], other=0.0)
-        q3 = tl.load(q_ptrs + 3, mask=g_ok[:, None], other=0.0)
-    dt = tl.float32 if DOT_F32 else q0.dtype
+        q2 = tl.load(q_ptrs + 2, mask=g_ok[:, None], other=0.0).to(dt)
+        q3 = tl.load(q_ptrs + 3, mask=g_ok[:, None], other=0.0).to(dt)
     c_base = b.to(tl.int64) * stride_cb + kvh.to(tl.int64) * stride_ch
     s_base = b.to(tl.int64) * stride_sb + kvh.to(tl.int64) * stride_sh
 
@@ -152,22 +130,17 @@ def _quant_split_kernel(
         offs_n = start_n + tl.arange(0, BLOCK_N)
         n_ok = offs_n < hi
         row = offs_n.to(tl.int64)
-        if SPLIT:
-            byte_off = row[:, None] * stride_ctok + offs_j[None, :]
-            kp = tl.load(kc_ptr + c_base + byte_off, mask=n_ok[:, None], other=0).to(tl.int16)
-            vp = tl.load(vc_ptr + c_base + byte_off, mask=n_ok[:, None], other=0).to(tl.int16)
-            k_s = _group_tile(ks_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
-            k_z = _group_tile(kz_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
-            qk = tl.dot(q0.to(dt), tl.trans(_dequant(kp, k_s, k_z, 0, BITS).to(dt)))
-            if PB > 1:
-                qk = tl.dot(q1.to(dt), tl.trans(_dequant(kp, k_s, k_z, BITS, BITS).to(dt)), qk)
-            if PB > 2:
-                qk = tl.dot(q2.to(dt), tl.trans(_dequant(kp, k_s, k_z, 2 * BITS, BITS).to(dt)), qk)
-                qk = tl.dot(q3.to(dt), tl.trans(_dequant(kp, k_s, k_z, 3 * BITS, BITS).to(dt)), qk)
-        else:
-            k = _unpack_tile(kc_ptr + c_base, ks_ptr + s_base, kz_ptr + s_base, row, n_ok, stride_ctok,
-                             stride_stok, HEAD_DIM, BITS, GROUP, BLOCK_N, UNPACK == "reshape")
-            qk = tl.dot(q0.to(dt), tl.trans(k.to(dt)))
+        byte_off = row[:, None] * stride_ctok + offs_j[None, :]
+        kp = tl.load(kc_ptr + c_base + byte_off, mask=n_ok[:, None], other=0).to(tl.int16)
+        vp = tl.load(vc_ptr + c_base + byte_off, mask=n_ok[:, None], other=0).to(tl.int16)
+        k_s = _group_tile(ks_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
+        k_z = _group_tile(kz_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
+        qk = tl.dot(q0, tl.trans(_dequant(kp, k_s, k_z, 0, BITS).to(dt)))
+        if PB > 1:
+            qk = tl.dot(q1, tl.trans(_dequant(kp, k_s, k_z, BITS, BITS).to(dt)), qk)
+        if PB > 2:
+            qk = tl.dot(q2, tl.trans(_dequant(kp, k_s, k_z, 2 * BITS, BITS).to(dt)), qk)
+            qk = tl.dot(q3, tl.trans(_dequant(kp, k_s, k_z, 3 * BITS, BITS).to(dt)), qk)
         qk = tl.where(n_ok[None, :], qk * qk_scale, float("-inf"))
         # online softmax (kernels._common.online_softmax_step, spelled out for the PB accumulators)
         m_ij = tl.maximum(m_i, tl.max(qk, 1))
@@ -176,19 +149,14 @@ def _quant_split_kernel(
         l_i = l_i * alpha + tl.sum(p, 1)
         m_i = m_ij
         p = p.to(dt)
-        if SPLIT:
-            v_s = _group_tile(vs_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
-            v_z = _group_tile(vz_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
-            acc0 = tl.dot(p, _dequant(vp, v_s, v_z, 0, BITS).to(dt), acc0 * alpha[:, None])
-            if PB > 1:
-                acc1 = tl.dot(p, _dequant(vp, v_s, v_z, BITS, BITS).to(dt), acc1 * alpha[:, None])
-            if PB > 2:
-                acc2 = tl.dot(p, _dequant(vp, v_s, v_z, 2 * BITS, BITS).to(dt), acc2 * alpha[:, None])
-                acc3 = tl.dot(p, _dequant(vp, v_s, v_z, 3 * BITS, BITS).to(dt), acc3 * alpha[:, None])
-        else:
-            v = _unpack_tile(vc_ptr + c_base, vs_ptr + s_base, vz_ptr + s_base, row, n_ok, stride_ctok,
-                             stride_stok, HEAD_DIM, BITS, GROUP, BLOCK_N, UNPACK == "reshape")
-            acc0 = tl.dot(p, v.to(dt), acc0 * alpha[:, None])
+        v_s = _group_tile(vs_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
+        v_z = _group_tile(vz_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
+        acc0 = tl.dot(p, _dequant(vp, v_s, v_z, 0, BITS).to(dt), acc0 * alpha[:, None])
+        if PB > 1:
+            acc1 = tl.dot(p, _dequant(vp, v_s, v_z, BITS, BITS).to(dt), acc1 * alpha[:, None])
+        if PB > 2:
+            acc2 = tl.dot(p, _dequant(vp, v_s, v_z, 2 * BITS, BITS).to(dt), acc2 * alpha[:, None])
+            acc3 = tl.dot(p, _dequant(vp, v_s, v_z, 3 * BITS, BITS).to(dt), acc3 * alpha[:, None])
 
     nonempty = l_i > 0.0
     l_safe = tl.where(nonempty, l_i, 1.0)
@@ -262,22 +230,16 @@ def _check(q, k, v, context_lens, bits):
         raise ValueError(f"context_lens must be int32 of shape ({B},)")
 
 
-def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_splits=None,
-                           reshape: bool = False, unpack: str = "split") -> torch.Tensor:
+def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_splits=None) -> torch.Tensor:
     """softmax(q Kᵀ · sm_scale) V over the first context_lens[b] tokens of a quantized cache.
 
     Args:
         q: [B, Hq, D] fp16/bf16, D in {64, 128}.
         k, v: (codes, scale, zero) each, as ``quantize`` returns for a [B, Hkv, S_max, D] cache.
         context_lens: [B] int32. bits: 8, 4 or 2.
-        unpack: "split" (bit-position sub-tiles, see the kernel), or the previous "gather" / "reshape"
-            (``_unpack_tile``); ``reshape=True`` is the old spelling of unpack="reshape".
     Returns: o [B, Hq, D], q's dtype.
     """
     _check(q, k, v, context_lens, bits)
-    unpack = "reshape" if reshape else unpack
-    if unpack not in UNPACK_METHODS:
-        raise ValueError(f"unpack must be one of {', '.join(UNPACK_METHODS)}, got {unpack!r}")
     B, Hq, D = q.shape
     codes, scale, _ = k
     _, Hkv, max_context, _ = codes.shape
@@ -306,8 +268,7 @@ def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_
         *lse_strides,
         group, tokens_per_split,
         HEAD_DIM=D, G_PAD=max(16, triton.next_power_of_2(group)), BITS=bits, GROUP=group_size,
-        DIRECT=direct, DOT_F32=_INTERPRET and q.dtype == torch.bfloat16, UNPACK=unpack,
-        PB=8 // bits if unpack == "split" else 1,
+        DIRECT=direct, DOT_F32=_INTERPRET and q.dtype == torch.bfloat16,
     )
     if not direct:
         _bf16._decode_reduce_kernel[(B, Hq)](

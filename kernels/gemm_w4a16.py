@@ -24,7 +24,6 @@ from kernels._common import require_gpu
 from simulator.kinds import gemm_w4a16 as _kind
 
 GROUP_SIZE = _kind.GROUP_SIZE
-UNPACK_METHODS = ("split", "gather", "reshape")
 
 
 def _gpu_configs() -> list[triton.Config]:
@@ -48,28 +47,31 @@ else:
 
 
 @triton.jit
-def _nibbles_f16(packed, SHIFT: tl.constexpr):
-    """The signed code c − 8 of the nibble at bit SHIFT of each int16-widened byte, as an exact fp16:
-    (c | 0x6400) is the fp16 number 1024 + c, so one OR and one subtract replace an int→float conversion."""
-    return (((packed >> SHIFT) & 15) | 0x6400).to(tl.float16, bitcast=True) - 1032.0
+def _nibbles(packed, SHIFT: tl.constexpr, DT: tl.constexpr):
+    """The signed code c − 8 of the nibble at bit SHIFT of each int16-widened byte, exactly, in DT (fp16 or
+    bf16) without an int→float conversion: with the exponent bits of 1024 (fp16, 0x6400) or 128 (bf16,
+    0x4300) OR-ed in, the 16 bits are the number 1024 + c or 128 + c (c < 16 fits both mantissas)."""
+    if DT == tl.bfloat16:
+        return (((packed >> SHIFT) & 15) | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0
+    else:
+        return (((packed >> SHIFT) & 15) | 0x6400).to(tl.float16, bitcast=True) - 1032.0
 
 
 # reset_to_zero: split-K adds into y, and the autotuner runs every config on the same y.
-@triton.autotune(configs=_CONFIGS, key=["M", "N", "K", "SPLIT_K", "UNPACK"],
+@triton.autotune(configs=_CONFIGS, key=["M", "N", "K", "SPLIT_K"],
                  prune_configs_by={"early_config_prune": _prune}, reset_to_zero=["y_ptr"])
 @triton.jit
 def _w4a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, k_per_split,
                   stride_xm, stride_wn, stride_sn, stride_ym,
-                  GROUP: tl.constexpr, DOT_F32: tl.constexpr, SPLIT_K: tl.constexpr, UNPACK: tl.constexpr,
+                  GROUP: tl.constexpr, DOT_F32: tl.constexpr, SPLIT_K: tl.constexpr,
                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """Program (m tile, n tile, k split). SPLIT_K > 1: each split adds its partial sum into an fp32 y.
 
-    UNPACK "split" (the default): byte j of a weight row holds elements 2j (low nibble) and 2j + 1 (high), so
-    the program loads the [BLOCK_N, BLOCK_K / 2] bytes once, turns each nibble plane into an fp16 tile and
+    Byte j of a weight row holds elements 2j (low nibble) and 2j + 1 (high), so the program loads the
+    [BLOCK_N, BLOCK_K / 2] bytes once, turns each nibble plane into a tile in x's dtype (``_nibbles``) and
     multiplies it by the matching half of x (x[:, 0::2] and x[:, 1::2], split from one contiguous load):
-    no interleaving shuffles. Skinny tiles (BLOCK_M ≤ 32) apply the group scale to the [BLOCK_M, BLOCK_N]
-    partial product instead of the weights (fewer multiplies). "gather" / "reshape": the previous unpacking
-    into an interleaved [BLOCK_N, BLOCK_K] tile (per-element byte loads, or expand-and-reshape).
+    no interleaving shuffles, no conversions. Skinny tiles (BLOCK_M ≤ 32) apply the group scale to the
+    [BLOCK_M, BLOCK_N] partial product instead of the weights (fewer multiplies).
     """
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -83,34 +85,28 @@ def _w4a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, k_per_split,
     x_rows = x_ptr + offs_m[:, None].to(tl.int64) * stride_xm
     w_row = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn
     s_row = s_ptr + offs_n.to(tl.int64) * stride_sn
-    dt = tl.float32 if DOT_F32 else x_ptr.dtype.element_ty
+    # the weights' dtype: x's (no conversion before the dot); the interpreter has no bf16 arithmetic
+    wt = tl.float16 if DOT_F32 else x_ptr.dtype.element_ty
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     k_lo = pid_k * k_per_split
     for k0 in range(k_lo, k_lo + k_per_split, BLOCK_K):
         x = tl.load(x_rows + (k0 + offs_k)[None, :], mask=m_ok[:, None], other=0.0)
+        packed = tl.load(w_row + (k0 // 2 + offs_j)[None, :], mask=n_ok[:, None], other=0).to(tl.int16)
         scale = tl.load(s_row + k0 // GROUP, mask=n_ok, other=0.0)
-        if UNPACK == "split":
-            packed = tl.load(w_row + (k0 // 2 + offs_j)[None, :], mask=n_ok[:, None], other=0).to(tl.int16)
-            x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
-            w_even = _nibbles_f16(packed, 0)
-            w_odd = _nibbles_f16(packed, 4)
-            if BLOCK_M <= 32:
-                part = tl.dot(x_even.to(dt), tl.trans(w_even.to(dt)))
-                part = tl.dot(x_odd.to(dt), tl.trans(w_odd.to(dt)), part)
-                acc += part * scale[None, :].to(tl.float32)
-            else:
-                acc = tl.dot(x_even.to(dt), tl.trans((w_even * scale[:, None]).to(dt)), acc)
-                acc = tl.dot(x_odd.to(dt), tl.trans((w_odd * scale[:, None]).to(dt)), acc)
+        x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
+        w_even = _nibbles(packed, 0, wt)
+        w_odd = _nibbles(packed, 4, wt)
+        if DOT_F32:  # the interpreter has no 16-bit dot
+            x_even, x_odd, w_even, w_odd = x_even.to(tl.float32), x_odd.to(tl.float32), w_even.to(tl.float32), \
+                w_odd.to(tl.float32)
+        if BLOCK_M <= 32:
+            part = tl.dot(x_even, tl.trans(w_even))
+            part = tl.dot(x_odd, tl.trans(w_odd), part)
+            acc += part * scale[None, :].to(tl.float32)
         else:
-            if UNPACK == "reshape":  # each byte loaded once, expanded and reshaped
-                packed = tl.load(w_row + (k0 // 2 + offs_j)[None, :], mask=n_ok[:, None], other=0)
-                codes = (packed.to(tl.int32)[:, :, None] >> (tl.arange(0, 2) * 4)[None, None, :]) & 15
-                codes = tl.reshape(codes, (BLOCK_N, BLOCK_K))
-            else:  # each element loads its own byte (neighbours share it) and shifts in place
-                packed = tl.load(w_row + ((k0 + offs_k) // 2)[None, :], mask=n_ok[:, None], other=0)
-                codes = (packed.to(tl.int32) >> (((k0 + offs_k) % 2) * 4)[None, :]) & 15
-            w = (codes - 8).to(tl.float16) * scale[:, None]  # [BLOCK_N, BLOCK_K], fp16 (codes exact)
-            acc = tl.dot(x.to(dt), tl.trans(w.to(dt)), acc)
+            s_col = scale[:, None].to(w_even.dtype)
+            acc = tl.dot(x_even, tl.trans(w_even * s_col), acc)
+            acc = tl.dot(x_odd, tl.trans(w_odd * s_col), acc)
     y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * stride_ym + offs_n[None, :]
     mask = m_ok[:, None] & n_ok[None, :]
     if SPLIT_K == 1:
@@ -145,15 +141,10 @@ def dequantize(packed: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     return ((c - 8).float().unflatten(1, (-1, group)) * scales.float()[..., None]).flatten(1)
 
 
-def gemm_w4a16(x: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor, reshape: bool = False,
-               unpack: str = "split") -> torch.Tensor:
+def gemm_w4a16(x: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """y = x @ dequant(packed, scales)ᵀ. x: [M, K] fp16/bf16 (unit stride in K); packed: [N, K/2] uint8;
     scales: [N, K/G] fp16 with G a multiple of 128 (the largest BLOCK_K). Returns [M, N]. Skinny M splits
-    K (``split_k``) into an fp32 buffer then casts. ``unpack``: "split" (nibble planes) or the previous
-    "gather" / "reshape" (see the kernel); ``reshape=True`` is the old spelling of unpack="reshape"."""
-    unpack = "reshape" if reshape else unpack
-    if unpack not in UNPACK_METHODS:
-        raise ValueError(f"unpack must be one of {', '.join(UNPACK_METHODS)}, got {unpack!r}")
+    K (``split_k``) into an fp32 buffer then casts."""
     if x.ndim != 2 or x.dtype not in (torch.float16, torch.bfloat16) or x.stride(1) != 1:
         raise ValueError(f"x must be [M, K] fp16/bf16 with unit stride in K, got {x.dtype} {tuple(x.shape)}")
     require_gpu("x", x)
@@ -176,8 +167,7 @@ def gemm_w4a16(x: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor, resh
         return (triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"]), splits)
 
     _w4a16_kernel[grid](x, packed, scales, y, M, N, K, K // splits, x.stride(0), packed.stride(0), scales.stride(0),
-                        y.stride(0), GROUP=group, DOT_F32=_INTERPRET and x.dtype == torch.bfloat16, SPLIT_K=splits,
-                        UNPACK=unpack)
+                        y.stride(0), GROUP=group, DOT_F32=_INTERPRET and x.dtype == torch.bfloat16, SPLIT_K=splits)
     return y if splits == 1 else y.to(x.dtype)
 
 

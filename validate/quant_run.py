@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from validate.cases.quant import DECODE_UNPACK, W4A16_UNPACK, quant_decode_groups, w4a16_groups
+from validate.cases.quant import quant_decode_groups, w4a16_groups
 from validate.runner import (DEFAULT_OUT_DIR, FAILURE_COLUMNS, KERNEL_COLUMNS, make_runner, run_sections,
                              write_csv_atomic, write_json_atomic)
 
@@ -58,7 +58,6 @@ def main(out_dir: str | None = None, quick: bool = False) -> Path:
 
     run_sections(runner, sections, after=flush)
     meta = {**env.to_dict(), "power_limit_w": runner.nvml.power_limit_w(), "wall_s": time.time() - t0,
-            "unpack": {"attention_decode_quant": DECODE_UNPACK, "gemm_w4a16": W4A16_UNPACK},
             "method": "validate.quant_run: runner.bench (CUDA events, rotated inputs, median), CUDA-graph row "
                       "below 300 us; state per row from the NVML SM clock and power read during the case"}
     write_json_atomic(folder / "quant_environment.json", meta)

@@ -10,7 +10,6 @@ the achieved effective bandwidth (compressed bytes per second vs bf16 bytes per 
 
 from __future__ import annotations
 
-import os
 
 from validate.cases.attention import _decode_group, _sdpa
 from validate.runner import Group, Kernels, SweepConfig, Variant, rel_err
@@ -22,10 +21,6 @@ QUANT_BATCHES = (1, 8, 32, 64)
 QUANT_CONTEXTS = (1024, 4096, 16384, 32768)
 W4A16_M = (1, 16, 64, 256, 1024, 4096)
 W4A16_NK = ((4096, 4096), (6144, 4096), (28672, 4096), (4096, 14336))  # o_proj, qkv, gate_up, down
-# Which unpacking the measured kernels use ("split" unless benchmarks/bench_quant_variants.py found another
-# faster on this GPU and its quant_variant.env was sourced).
-DECODE_UNPACK = os.environ.get("HWPERF_QUANT_DECODE_UNPACK", "split")
-W4A16_UNPACK = os.environ.get("HWPERF_W4A16_UNPACK", "split")
 
 
 def quant_decode_groups(torch, kern: Kernels, cfg: SweepConfig) -> list[Group]:
@@ -54,7 +49,7 @@ def _quant_group(torch, kern, batch, context, hq, hkv, d, bits, group) -> Group:
     def make(s):
         q, k, v, lens = s
         fn = kern.get("attention_decode_quant").decode_attention_quant
-        return lambda: fn(q, k, v, lens, bits, unpack=DECODE_UNPACK)
+        return lambda: fn(q, k, v, lens, bits)
 
     def check(s, fn):
         q, k, v, lens = s
@@ -93,7 +88,7 @@ def _w4a16_group(torch, kern, m, n, k) -> Group:
 
     def make(s):
         fn = kern.get("gemm_w4a16").gemm_w4a16
-        return lambda: fn(*s, unpack=W4A16_UNPACK)
+        return lambda: fn(*s)
 
     def check(s, fn):
         x, packed, scales = s
