@@ -67,8 +67,10 @@ class GemmParams(_Group):
     # Fixed per-kernel time (launch + ramp + tail) seen by CUDA events.
     latency_s: float = fit_field(4.0e-6, fit=LATENCY_FIT, ge=0)
     # The share of compute time that scales with 1/SM clock (the rest is paced by L2 and memory, which the
-    # power limit does not slow). H200 run: cuBLAS GEMMs 18% slower at 26-34% lower clocks → β ≈ 0.55.
-    clock_bound_frac: float = fit_field(0.55, stage="power", ge=0, le=1)
+    # power limit does not slow), of the time the GEMM's DRAM traffic leaves (simulator.kinds.base.dram_paced:
+    # β·(1 − DRAM share)). H200 run (2026-12-01, states.csv): cuBLAS GEMMs 17-22% slower at 26-49% lower
+    # clocks, β_i 0.19 (128×4096×14336, mostly DRAM) to 0.75; fitted 0.84 of the non-DRAM time, rounded.
+    clock_bound_frac: float = fit_field(0.8, stage="power", ge=0, le=1)
     # (BLOCK_M, BLOCK_N) the library picks for large shapes: tile and wave quantization (NVIDIA Matrix
     # Multiplication Background guide, DU-09799-001 §3.1-3.2). Discrete: chosen among these starts.
     tile: tuple[int, int] = fit_field((128, 256), starts=((128, 128), (128, 256), (256, 128), (64, 128), (64, 256)))

@@ -80,7 +80,7 @@ def op_time(op: Op, hw: Hardware, prm: EffectParams, *, clock_frac=1.0, link_byt
     if kind is None:
         raise ValueError(f"unknown op kind {op.kind!r}")
     tc, tm, lat, link = kind.time(op, hw, prm, xp, link_bytes_per_s, host_link_bytes_per_s)
-    beta = kind.clock_bound(prm)
+    beta = kind.clock_bound(prm, op, hw, tc, xp)
     if not (isinstance(clock_frac, float) and clock_frac == 1.0):  # a lower clock slows the compute term
         tc = tc * clock_scale(beta, clock_frac)
     if xp is np and not with_bound:  # sweeps' inner loops: the terms keep their own (broadcastable) shapes

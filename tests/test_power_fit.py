@@ -132,3 +132,30 @@ def test_eager_host_cost_is_eager_minus_the_measured_burst_time():
                      **shape})
     fitted = fit_eager_calls(HW, pd.DataFrame(rows), EffectParams(impl="vendor"))
     assert fitted.host.eager_call_cublas_s == pytest.approx(12e-6)
+
+
+def test_fit_clock_bound_recovers_the_gemm_beta_of_the_non_dram_time():
+    """Sustained times generated at β = 0.7 (of the time a GEMM's DRAM traffic leaves) from the model at the
+    clocks given: the fit returns 0.7, though each case's own slowdown ratio differs with its DRAM share."""
+    from validate.power_fit import fit_clock_bound
+
+    truth = EffectParams(impl="vendor").with_values({"gemm.clock_bound_frac": 0.7})
+    cal = Calibration.from_params(HW.id, truth, truth)
+    rows, ratios = [], []
+    for i, (m, n, k) in enumerate([(8192, 8192, 8192), (4096, 4096, 4096), (256, 14336, 4096), (512, 28672, 4096)]):
+        shape = {"kernel": "gemm", "impl": "vendor", "dtype": "bf16", "m": m, "n": n, "k": k}
+        clock = HW.boost_clock_hz * (0.7 + 0.02 * i)
+        burst = simulator.predict_kernel(HW, "gemm", calibration=cal, state="burst", m=m, n=n, k=k).time_s
+        slow = simulator.predict_kernel(HW, "gemm", calibration=cal, state="burst", sm_clock_hz=clock,
+                                        m=m, n=n, k=k).time_s
+        ratios.append((slow / burst - 1) / (HW.boost_clock_hz / clock - 1))
+        rows += [{"case_id": f"g{i}", "state": "burst", "split": "fit", "median_s": burst,
+                  "mean_sm_clock_hz": HW.boost_clock_hz, **shape},
+                 {"case_id": f"g{i}", "state": "sustained", "split": "fit", "median_s": slow,
+                  "mean_sm_clock_hz": clock, **shape}]
+    assert max(ratios) - min(ratios) > 0.2  # the DRAM-heavy shapes slow less per clock drop
+    fitted = fit_clock_bound(pd.DataFrame(rows), EffectParams(impl="vendor"), HW)
+    # not exact: the knee with the memory term and the latency floor also soften the slowdown
+    assert fitted.gemm.clock_bound_frac == pytest.approx(0.7, rel=0.05)
+    plain = fit_clock_bound(pd.DataFrame(rows), EffectParams(impl="vendor"))  # without the DRAM share
+    assert plain.gemm.clock_bound_frac < 0.9 * 0.7

@@ -84,3 +84,17 @@ def test_dram_reads_follow_ncu_per_class():
     reread = cases[cases["predicted_read_bytes"] + cases["predicted_write_bytes"] > 1.5 * cases["minimum_bytes"]]
     assert len(reread) >= 4
     assert (reread["minimum_bytes"] < 0.8 * (reread["measured_read_bytes"] + reread["measured_write_bytes"])).all()
+
+
+def test_a_gemm_slows_with_the_clock_less_the_more_of_it_is_dram_traffic():
+    # At a locked 70% clock: compute-bound 8192³ > 256×14336×4096 (~60% of its compute time is DRAM traffic)
+    # > a GEMV (memory-bound: no slowdown). H200 measured β_i: 0.63, 0.45, and 0.19 for 128×4096×14336.
+    def slowdown(m, n, k):
+        burst = simulator.predict_kernel(H200, "gemm", m=m, n=n, k=k, state="burst").time_s
+        locked = simulator.predict_kernel(H200, "gemm", m=m, n=n, k=k, state="burst", sm_clock_hz=0.7 * 1.98e9)
+        return locked.time_s / burst - 1
+
+    big, mixed, gemv = slowdown(8192, 8192, 8192), slowdown(256, 14336, 4096), slowdown(1, 28672, 4096)
+    assert big > 1.5 * mixed > 0
+    assert gemv == pytest.approx(0.0, abs=1e-9)
+    assert big < 1 / 0.7 - 1  # never more than a fully clock-bound kernel

@@ -208,7 +208,7 @@ def fit_params(hw, kernels: pd.DataFrame, impl: str, start: EffectParams, layers
     if impl == "vendor":
         fit_states = None if states is None else states[states["split"] == "fit"]
         params = fit_power(hw, power, fit_states, params)
-        params = fit_clock_bound(states, params)
+        params = fit_clock_bound(states, params, hw)
         params = fit_eager_calls(hw, states, params)
     return params
 

@@ -186,9 +186,11 @@ CLOCK_BOUND_FIELDS = {"gemm": "gemm.clock_bound_frac", "attention_prefill": "att
 MIN_CLOCK_DROP_FRAC = 0.05  # cases whose clock fell less than this say nothing about β
 
 
-def fit_clock_bound(states: pd.DataFrame | None, params: EffectParams) -> EffectParams:
-    """β per kernel class from the same case timed burst and sustained: t_s / t_b − 1 = β·(f_b / f_s − 1)
-    (compute-bound cases, whose clock fell under the power limit); the median over cases, in [0, 1]."""
+def fit_clock_bound(states: pd.DataFrame | None, params: EffectParams, hw=None) -> EffectParams:
+    """β per kernel class from the same case timed burst and sustained: t_s / t_b − 1 = β_i·(f_b / f_s − 1)
+    (compute-bound cases, whose clock fell under the power limit); the median over cases, in [0, 1]. For a
+    DRAM-paced kind (``OpKind.dram_paced``, needs ``hw``) β_i = β·(1 − DRAM share), the share from the
+    model's DRAM bytes and compute time at boost, so each case gives β_i / (1 − share)."""
     if states is None or not len(states):
         return params
     updates = {}
@@ -198,8 +200,19 @@ def fit_clock_bound(states: pd.DataFrame | None, params: EffectParams) -> Effect
         sus = rows[(rows["state"] == "sustained") & (rows["split"] == "fit")].set_index("case_id")
         both = sus.join(burst, lsuffix="_s", rsuffix="_b", how="inner")
         drop = both["mean_sm_clock_hz_b"] / both["mean_sm_clock_hz_s"] - 1.0
-        slow = both["median_s_s"] / both["median_s_b"] - 1.0
-        betas = (slow / drop)[drop > MIN_CLOCK_DROP_FRAC]
+        betas = (both["median_s_s"] / both["median_s_b"] - 1.0) / drop
+        if hw is not None and KINDS[kernel].dram_paced:
+            left = pd.Series([_non_dram_share(hw, r, params) for r in sus.loc[both.index].reset_index().to_dict("records")],
+                             index=both.index)
+            betas, drop = betas / left.where(left > 0), drop.where(left > 0)
+        betas = betas[drop > MIN_CLOCK_DROP_FRAC]
         if len(betas):
             updates[path] = float(np.clip(np.median(betas), 0.0, 1.0))
     return params.with_values(updates) if updates else params
+
+
+def _non_dram_share(hw, row: dict, params: EffectParams) -> float:
+    """1 − DRAM share of a measured kernel's compute time at boost, as the model counts both."""
+    kp = simulator.predict_kernel(hw, row["kernel"], calibration=_as_calibration(hw, params), state="burst",
+                                  **KINDS[row["kernel"]].shape_from_row(row))
+    return 1.0 - kp.dram_bytes / hw.memory_bandwidth_bytes_per_s / kp.compute_s if kp.compute_s > 0 else 0.0

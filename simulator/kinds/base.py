@@ -96,9 +96,15 @@ class OpKind:
     dram: Callable | None = None
     # The share of its compute time that scales with 1/clock, from its effect group: prm → β (None: 1).
     clock_bound_frac: Callable | None = None
+    # Whether β applies only to the compute time its DRAM bytes leave (``dram_paced``): GEMMs.
+    dram_paced: bool = False
 
-    def clock_bound(self, prm) -> float:
-        return 1.0 if self.clock_bound_frac is None else self.clock_bound_frac(prm)
+    def clock_bound(self, prm, op: Op | None = None, hw=None, compute_s=None, xp=np):
+        """β of ``op`` whose compute time at boost is ``compute_s`` (op None: the group's β)."""
+        beta = 1.0 if self.clock_bound_frac is None else self.clock_bound_frac(prm)
+        if not self.dram_paced or op is None:
+            return beta
+        return dram_paced(beta, self.dram_bytes(op, hw) / hw.memory_bandwidth_bytes_per_s, compute_s, xp)
 
     def dram_bytes(self, op: Op, hw):
         return op.hbm_bytes if self.dram is None else self.dram(op, hw)
@@ -136,6 +142,16 @@ class OpKind:
 
 
 # ---- array-or-scalar arithmetic ----------------------------------------------------------------------
+
+def dram_paced(clock_bound_frac, dram_s, compute_s, xp=np):
+    """β of a kernel whose DRAM traffic alone would take ``dram_s`` of its ``compute_s`` (both at boost):
+    for that share its SMs wait on DRAM, whatever their clock, so β applies to the rest:
+    β·max(0, 1 − dram_s / compute_s). H200 cuBLAS GEMMs (hwperf measurement 2026-12-01, states.csv; modelled
+    DRAM share, then β_i measured from burst vs sustained): 8192³ 23%, 0.63; 512×28672×4096 38%, 0.45;
+    256×14336×4096 63%, 0.45; 128×4096×14336 over 100% (memory-bound), 0.19."""
+    share = dram_s / xp.maximum(compute_s, 1e-30)
+    return clock_bound_frac * xp.maximum(0.0, 1.0 - share)
+
 
 class _Scalar:
     """numpy's ufunc names over Python floats: a single predict() evaluates ~100 scalar ops, where each

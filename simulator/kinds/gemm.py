@@ -213,7 +213,7 @@ def dram_bytes(op: Op, hw) -> float:
 
 KIND = OpKind(
     name=NAME, help="C[m,n] = A[m,k] @ B[k,n] in dtype", stage="gemm", build=_kernel_op, time=time, library="cublas",
-    dram=dram_bytes, clock_bound_frac=lambda prm: prm.gemm.clock_bound_frac,
+    dram=dram_bytes, clock_bound_frac=lambda prm: prm.gemm.clock_bound_frac, dram_paced=True,
     shape=(ShapeField("m", "int"), ShapeField("n", "int"), ShapeField("k", "int"),
            ShapeField("dtype", "dtype", "bf16")),
 )
