@@ -45,7 +45,8 @@ def explore() -> None:
         st.divider()
         hw_id = st.selectbox("Hardware", gpus, index=gpus.index("h100-sxm5-80gb"), key="hw", **Q)
         weight_dtype = st.selectbox("Weight dtype", STORAGE, index=STORAGE.index("bf16"), key="w", **Q)
-        act_dtype = st.selectbox("Activation dtype", ["bf16", "fp16", "fp8", "fp32"], index=0, key="act", **Q)
+        act_dtype = st.selectbox("Activation dtype", ["bf16", "fp16", "fp8", "fp32", "int8"], index=0, key="act",
+                                 help="int8: W8A8 (needs int8 weights)", **Q)
         tp = st.number_input("Tensor parallel (GPUs)", min_value=1, max_value=64, value=1, step=1, key="tp", **Q)
         cuda_graph = st.toggle("CUDA-graph decode", value=True, key="graph", **Q)
         state = st.selectbox("Operating state", ["sustained", "burst"], index=0, key="state", **Q,

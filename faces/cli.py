@@ -38,7 +38,7 @@ DEFAULT_MODEL = "llama-3-8b"
 H_HW = "hardware id, system id (e.g. dgx-h100) or spec YAML path; ids: hwperf list hardware"
 H_MODEL = "model id or model YAML path; ids: hwperf list models"
 H_W = "weight storage dtype: fp32, bf16, fp16, fp8, int8, int4 (int4: fp16 scale per 128 weights)"
-H_A = "activation / matmul dtype: fp32, tf32, bf16, fp16, fp8 (the device needs that unit)"
+H_A = "activation / matmul dtype: fp32, tf32, bf16, fp16, fp8, or int8 with --weight-dtype int8 (W8A8) (the device needs that unit)"
 H_KV = "KV-cache storage dtype: fp32, bf16, fp16, fp8, int8, int4"
 H_CAL = ("auto (the device's profile, else a same-architecture transfer, else defaults) | none (datasheet "
          "peaks) | path to a calibration YAML")

@@ -36,7 +36,7 @@ def setup(hw, m, prm, weight_dtype, activation_dtype, kv_dtype, tensor_parallel,
           power_cap_w=None, sm_clock_hz=None, kv_method=None) -> Setup:
     fit.check_storage_dtype("weight_dtype", weight_dtype)
     fit.check_storage_dtype("kv_dtype", kv_dtype)
-    check_activation_dtype(activation_dtype)
+    check_activation_dtype(activation_dtype, weight_dtype)
     tp = check_count("tensor_parallel", tensor_parallel)
     if m is None:
         raise ValueError("model must be a model id, a model YAML path or a workloads.ModelSpec, got None")

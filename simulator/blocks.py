@@ -24,6 +24,7 @@ from hwspecs.schema import DTYPE_BYTES
 from simulator.kinds.attention_prefill import attention_op
 from simulator.kinds.base import Op
 from simulator.kinds.collective import ALL_TO_ALL, allreduce_op, collective_op
+from simulator.quant import stream_dtype
 from simulator.kinds.elementwise import elementwise_op
 from simulator.kinds.gemm import gemm_op
 from workloads.blocks import AttentionSpec, LayerGroup, MLPSpec
@@ -63,7 +64,8 @@ class Pass:
 
     @property
     def act(self) -> str:
-        return self.kw["act_dtype"]
+        """Activations outside the GEMMs (``simulator.quant.stream_dtype``); GEMMs take ``kw["act_dtype"]``."""
+        return stream_dtype(self.kw["act_dtype"])
 
     @property
     def L(self) -> int:

@@ -28,6 +28,7 @@ from simulator import kv_compression, weight_quant
 from simulator.kinds.base import xp_for
 from simulator.ops import forward_op_list
 from simulator.power import PowerModel, op_work, power_model, settle, throttle
+from simulator.quant import stream_dtype
 from simulator.roofline import at_clock, clock_scale, knee, op_time
 from workloads.model import ModelSpec
 
@@ -53,6 +54,11 @@ class Setup:
     par: Any = None  # a workloads.parallel.Parallel (None: tensor parallel ``tp`` only)
     links: Any = None  # the parallel groups' links (simulator.parallel.links)
     expert_imbalance: float = 1.0  # MoE routing skew (simulator.blocks.expected_experts_touched)
+
+    @property
+    def stream_dtype(self) -> str:
+        """Activations outside the GEMMs' inputs (bf16 under W8A8 INT8; ``simulator.quant.stream_dtype``)."""
+        return stream_dtype(self.act_dtype)
 
 
 @lru_cache(maxsize=64)

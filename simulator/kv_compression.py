@@ -61,7 +61,7 @@ def decode_attention_op(s, name, batch, context, n_q_heads, n_kv_heads, head_dim
     ops = batch * kept * 2.0 * n_kv_heads * head_dim * m.step_dequant_ops_per_element(head_dim)
     bits = m.bits if m.bits is not None else 8 * DTYPE_BYTES[s.kv_dtype]
     return quant_attention_op(name, batch, kept, n_q_heads, n_kv_heads, head_dim, kv_read_bytes=read,
-                              dequant_ops=ops, bits=bits, act_dtype=s.act_dtype,
+                              dequant_ops=ops, bits=bits, act_dtype=s.stream_dtype,
                               host_bytes=dense_layer * m.step_host_frac(context),
                               host_link_bytes_per_s=s.host_link_bytes_per_s, n_repeats=n_repeats)
 

@@ -60,7 +60,7 @@ def activation_bytes(s: Setup, n_tokens, n_sequences):
     m = s.model
     n_up = 2 if m.gated_mlp else 1
     widest = max((m.n_q_heads + 2 * m.n_kv_heads) * m.head_dim, (n_up + 1) * m.ffn_hidden * m.top_k) / s.tp
-    return parallel.activation_share(s) * (np.asarray(n_tokens, dtype=float) * DTYPE_BYTES[s.act_dtype]
+    return parallel.activation_share(s) * (np.asarray(n_tokens, dtype=float) * DTYPE_BYTES[s.stream_dtype]
                                            * (2 * m.hidden + widest)
                                            + np.asarray(n_sequences, dtype=float) * m.vocab_size / s.tp * 4.0)
 

@@ -26,7 +26,7 @@ from simulator.kinds.base import Op
 from simulator.kinds.collective import allreduce_op
 from simulator.kinds.elementwise import elementwise_op
 from simulator.kinds.gemm import gemm_op
-from simulator.quant import kept_dtype
+from simulator.quant import kept_dtype, stream_dtype
 from workloads.model import ModelSpec
 
 __all__ = ["Op", "attention_flops", "attention_op", "allreduce_op", "elementwise_op", "expected_experts_touched",
@@ -59,7 +59,8 @@ def forward_op_list(model: ModelSpec, batch, q_tokens, kv_tokens, *, weight_dtyp
     local_batch = batch / dp if dp > 1 else batch
     n_tok = local_batch * q_tokens
     head_tokens = local_batch if lm_head_tokens is None else lm_head_tokens / dp
-    embed = elementwise_op("embedding", 0.0, n_tok * m.hidden, act_dtype=act_dtype, flops_per_element=0.0,
+    act = stream_dtype(act_dtype)
+    embed = elementwise_op("embedding", 0.0, n_tok * m.hidden, act_dtype=act, flops_per_element=0.0,
                            weight_elements=n_tok * m.hidden * (2 if m.learned_positions else 1),
                            weight_dtype=kept_dtype(weight_dtype), scope="model")
     ops = [embed]
@@ -68,12 +69,13 @@ def forward_op_list(model: ModelSpec, batch, q_tokens, kv_tokens, *, weight_dtyp
         p = Pass(m, g, n_tok, tp, kw, kv_dtype, f"{g.name}." if len(groups) > 1 else "", expert_imbalance, ep,
                  split, batch * q_tokens, dispatch and g.mlp.is_moe, links.get("tp"), links.get("ep"))
         ops += attention_block(p, local_batch, q_tokens, kv_tokens) + mlp_block(p)
-    final = elementwise_op("final_norm", head_tokens * m.hidden, head_tokens * m.hidden, act_dtype=act_dtype,
+    final = elementwise_op("final_norm", head_tokens * m.hidden, head_tokens * m.hidden, act_dtype=act,
                            flops_per_element=4.0, weight_elements=(2 if m.norm == "layernorm" else 1) * m.hidden,
                            weight_dtype=weight_dtype, scope="model")
-    # the embedding and LM head stay 16-bit under weight quantization (simulator.quant)
+    # the embedding and LM head stay 16-bit under weight quantization (simulator.quant); under W8A8 INT8
+    # the head's input stays bf16 too
     head = gemm_op("lm_head", head_tokens, m.vocab_size // tp, m.hidden, scope="model",
-                   **{**kw, "weight_dtype": kept_dtype(weight_dtype)})
+                   weight_dtype=kept_dtype(weight_dtype), act_dtype=act if act_dtype == "int8" else act_dtype)
     return ops + [final, head]
 
 

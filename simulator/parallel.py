@@ -267,7 +267,7 @@ def _boundary(s, tokens):
     rate, lat = s.links["pp"]
     if rate is None:
         raise ValueError("pipeline_parallel > 1 needs a link between GPUs (scaleup_link or a system spec)")
-    return lat + np.asarray(tokens, dtype=float) * s.model.hidden * DTYPE_BYTES[s.act_dtype] / rate
+    return lat + np.asarray(tokens, dtype=float) * s.model.hidden * DTYPE_BYTES[s.stream_dtype] / rate
 
 
 def _overlapped(result, pairs, s, n_steps=1.0):

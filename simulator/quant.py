@@ -5,6 +5,10 @@ Rules, as the common serving formats store them:
   fp16 scale per group of 128 input elements of each output column: 0.5 + 2/128 bytes per weight. Symmetric
   quantization is assumed (asymmetric GPTQ adds a 4-bit zero point per group, +0.4%).
 - int8 and fp8 weights carry one scale per output channel or per tensor: < 0.1% of the weights, not counted.
+- W8A8 INT8 (activation_dtype "int8" with int8 weights; SmoothQuant, arXiv 2211.10438, and vLLM's int8
+  W8A8 kernels): the linear layers' GEMMs take int8 activations (quantized per token, fused into the
+  preceding norm or activation) and run at the device's int8 tensor rate, writing bf16; attention, norms,
+  residuals, the KV cache's activations and collectives stay 16-bit (``stream_dtype``).
 - The token embedding and the LM head stay in 16 bits (bf16) when the linear layers are quantized below
   16 bits: GPTQ/AWQ checkpoints and vLLM's quantized linear methods leave ``embed_tokens`` and ``lm_head``
   unquantized. Norm weights (< 0.01% of a model) are counted at the weight dtype.
@@ -17,6 +21,12 @@ from hwspecs.schema import DTYPE_BYTES
 UNQUANTIZED_DTYPE = "bf16"
 GROUP_SIZE = {"int4": 128}
 SCALE_BYTES = 2.0  # fp16 scale
+
+
+def stream_dtype(act_dtype: str) -> str:
+    """The dtype of every activation but a GEMM's input: int8 activations exist only as GEMM operands (W8A8
+    INT8), everything else stays bf16; other activation dtypes are used throughout."""
+    return UNQUANTIZED_DTYPE if act_dtype == "int8" else act_dtype
 
 
 def kept_dtype(weight_dtype: str) -> str:

@@ -69,9 +69,14 @@ def check_flag(name: str, value) -> bool:
     return bool(value)
 
 
-def check_activation_dtype(value) -> str:
-    if value in ("int4", "int8"):
-        raise ValueError(f"activation_dtype must be a float type (fp32, tf32, bf16, fp16, fp8), got {value!r}")
+def check_activation_dtype(value, weight_dtype=None) -> str:
+    """A float activation dtype, or int8 for W8A8 INT8 (then weights must be int8 too, when given)."""
+    if value == "int4":
+        raise ValueError(f"activation_dtype must be a float type (fp32, tf32, bf16, fp16, fp8) or int8 (W8A8), "
+                         f"got {value!r}")
+    if value == "int8" and weight_dtype is not None and weight_dtype != "int8":
+        raise ValueError(f"activation_dtype int8 is W8A8 and needs weight_dtype int8, got weight_dtype "
+                         f"{weight_dtype!r}")
     return check_dtype("activation_dtype", value)
 
 
@@ -157,7 +162,7 @@ class Scenario(BaseModel):
 
     @model_validator(mode="after")
     def _activation_dtype(self):
-        check_activation_dtype(self.activation_dtype)
+        check_activation_dtype(self.activation_dtype, self.weight_dtype)
         kv_methods.parse(self.kv_method).check_context(self.context_tokens)
         return self
 
