@@ -69,7 +69,8 @@ class GemmParams(_Group):
     # The share of compute time that scales with 1/SM clock (the rest is paced by L2 and memory, which the
     # power limit does not slow), of the time the GEMM's DRAM traffic leaves (simulator.kinds.base.dram_paced:
     # β·(1 − DRAM share)). H200 run (2026-12-01, states.csv): cuBLAS GEMMs 17-22% slower at 26-49% lower
-    # clocks, β_i 0.19 (128×4096×14336, mostly DRAM) to 0.75; fitted 0.84 of the non-DRAM time, rounded.
+    # clocks, β_i 0.19 (128×4096×14336, mostly DRAM) to 0.75; fitted 0.72-0.84 of the non-DRAM time (55 and
+    # 43 cases).
     clock_bound_frac: float = fit_field(0.8, stage="power", ge=0, le=1)
     # (BLOCK_M, BLOCK_N) the library picks for large shapes: tile and wave quantization (NVIDIA Matrix
     # Multiplication Background guide, DU-09799-001 §3.1-3.2). Discrete: chosen among these starts.
@@ -241,8 +242,8 @@ class PowerParams(_Group):
     dram_power_frac: float = fit_field(0.7, stage="power", ge=0, le=5)
     # SM work per DRAM byte of decode attention (simulator.power.STAGED_KINDS: KV bytes staged through shared
     # memory into the tensor cores and the softmax), × TDP / HBM bandwidth like dram_power_frac, scaling as
-    # φ^γ. Prior: rounded from the H200 fit (hwperf measurement 2026-12-01: decode attention held the
-    # 700 W limit at 1.81-1.86 GHz and 4.4 TB/s; copies and GEMVs at the same rate drew 573-632 W at boost).
+    # φ^γ. Prior: rounded from the H200 fits, 0.13-0.16 (hwperf measurement 2026-12-01: decode attention held
+    # the 700 W limit at 1.74-1.89 GHz and 4.4 TB/s; copies and GEMVs at the same rate drew 565-634 W at boost).
     stage_power_frac: float = fit_field(0.15, stage="power", ge=0, le=5)
     voltage_exponent: float = fit_field(2.5, stage="power", ge=0, le=4)
     # Of the energy per DRAM byte, the HBM devices' own part (the rest — L2, crossbar, load/store units —

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 MEASURED_LAYER_MAPE = {
     ("h100-sxm5-80gb", "fitted"): (0.0350, 0.0170, 0.0239, 12),
     ("h100-sxm5-80gb", "datasheet-only"): (0.2042, 0.0519, 0.1449, 12),
-    ("h200-sxm-141gb", "fitted"): (0.0551, 0.0277, 0.2452, 12),
+    ("h200-sxm-141gb", "fitted"): (0.0545, 0.0278, 0.2451, 12),
     ("h200-sxm-141gb", "datasheet-only"): (0.2363, 0.0653, 0.3878, 12),
     ("h200-sxm-141gb", "transferred"): (0.0762, 0.0249, 0.2243, 24),  # the H100 profile applied to the H200
 }

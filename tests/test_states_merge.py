@@ -50,3 +50,16 @@ def test_mismatched_columns_leave_the_folder_untouched(tmp_path):
     with pytest.raises(ValueError, match="columns differ"):
         merge(main, extra)
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in main.iterdir()} == before
+
+
+def test_a_run_without_repeats_keeps_the_repeat_check_and_its_own_environment(tmp_path):
+    main = _folder(tmp_path / "main", [_row(REPEAT, "burst", 1.0, 650.0), _row("a", "burst", 2.0)], {"run": 1})
+    first = _folder(tmp_path / "extra", [_row(REPEAT, "burst", 1.1, 660.0), _row("b", "burst", 3.0)], {"run": 2})
+    merge(main, first)
+    checked = pd.read_csv(main / "states_repeats.csv")
+    second = _folder(tmp_path / "extra2", [_row("c", "burst", 4.0)], {"run": 3, "case_set": "extra2"})
+    merge(main, second)
+    pd.testing.assert_frame_equal(pd.read_csv(main / "states_repeats.csv"), checked)
+    assert json.loads((main / "states_extra2_environment.json").read_text())["run"] == 3
+    assert json.loads((main / "states_extra_environment.json").read_text()) == {"run": 2}
+    assert list(pd.read_csv(main / "states.csv")["case_id"]) == [REPEAT, "a", "b", "c"]

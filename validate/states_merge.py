@@ -5,7 +5,7 @@ class has several held-out cases. Its rows for new cases are appended to the ful
 ``states.csv``, ``states_trace.csv`` and ``dram_bytes.csv``; its repeats of full-set cases
 (:data:`~validate.cases.states.EXTRA_REPEATS`) are not: they are compared with the first run's rows
 in ``states_repeats.csv`` (run-to-run and, on a lent machine, board-to-board agreement). The extra
-run's environment is kept as ``states_extra_environment.json``. All outputs are written together
+run's environment is kept as ``states_<case set>_environment.json`` (``states_extra_environment.json``, …). All outputs are written together
 (``hwspecs.atomic.write_all``): a failure leaves the folder as it was.
 """
 
@@ -47,7 +47,9 @@ def merged_tables(main: Path, extra: Path) -> dict[str, pd.DataFrame]:
         if list(new.columns) != list(first.columns):
             raise ValueError(f"{extra / name}: columns differ from {main / name}")
         out[name] = pd.concat([first, new], ignore_index=True)
-    out["states_repeats.csv"] = repeats(pd.read_csv(main / "states.csv"), pd.read_csv(extra / "states.csv"))
+    again = repeats(pd.read_csv(main / "states.csv"), pd.read_csv(extra / "states.csv"))
+    if len(again) or not (main / "states_repeats.csv").is_file():  # a run without repeats keeps the last check
+        out["states_repeats.csv"] = again
     return out
 
 
@@ -56,7 +58,8 @@ def merge(main: Path | str, extra: Path | str) -> dict[str, pd.DataFrame]:
     tables = merged_tables(main, extra)
     env = json.loads((extra / "states_environment.json").read_text())
     items = [(main / name, lambda f, df=df: df.to_csv(f, index=False), False) for name, df in tables.items()]
-    items.append((main / "states_extra_environment.json", lambda f: json.dump(env, f, indent=2, sort_keys=True), False))
+    name = f"states_{env.get('case_set', 'extra')}_environment.json"  # extra, extra2: one file per merged run
+    items.append((main / name, lambda f: json.dump(env, f, indent=2, sort_keys=True), False))
     write_all(items)
     return tables
 
@@ -66,4 +69,4 @@ if __name__ == "__main__":
         print("usage: python -m validate.states_merge MAIN_FOLDER EXTRA_FOLDER", file=sys.stderr)
         sys.exit(2)
     t = merge(sys.argv[1], sys.argv[2])
-    print(t["states_repeats.csv"].to_string(index=False))
+    print(t["states_repeats.csv"].to_string(index=False) if "states_repeats.csv" in t else "no repeats in this run")

@@ -185,8 +185,9 @@ def time(op: Op, hw, prm, xp, link_bytes_per_s, host_link_bytes_per_s):
 # 8-bit GEMMs (fp8 torch._scaled_mm) are modelled with tiles of the same 32768 outputs turned the other way,
 # 256 rows × 128 columns: fewer, taller wave-row bands, so B is re-read half as often. Inferred from the ncu
 # counts, not from kernel names (not recorded): an fp8 8192³ GEMM read 0.55 GB; the bf16 tile predicts 0.67 GB
-# of reads, this one 0.54 GB. The --states-set extra2 fp8 shapes (2048×8192×8192: B read once with this tile,
-# twice with bf16's) test it.
+# of reads, this one 0.54 GB. Over the 7 fp8 cases measured (with --states-set extra2) reads are 16% off
+# with this tile and 21% with bf16's; neither band count fits them all (2048×8192×8192 read its 67 MB B
+# 2.3 times, this tile says once, bf16's twice; 4096×14336×4096 read B 2.3 times, this tile 2, bf16's 4).
 DRAM_TILE = (128, 256)
 DRAM_TILE_8BIT = (256, 128)
 DRAM_GROUP_M = 8
