@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from validate import workflows
+from validate.cases.states import CASE_SETS
 
 
 def register(app: typer.Typer, friendly, UserError) -> None:
@@ -24,6 +25,10 @@ def register(app: typer.Typer, friendly, UserError) -> None:
                  quick: bool = typer.Option(False, "--quick", help="a small subset, seconds"),
                  only_states: bool = typer.Option(False, "--only-states",
                                                   help="only burst/sustained/eager-call states and DRAM bytes"),
+                 states_set: Optional[str] = typer.Option(None, "--states-set",
+                                                          help="with --only-states: full (default), extra or "
+                                                          "extra2 (more cases per class, to merge into a full "
+                                                          "run with python -m validate.states_merge)"),
                  multi_gpu: bool = typer.Option(False, "--multi-gpu", help="collectives (1 KB-1 GB) and tensor-"
                                                 "parallel Llama-3-8B-shaped layers over every visible GPU, one "
                                                 "process each (validate/multi_gpu.py)")):
@@ -37,8 +42,11 @@ def register(app: typer.Typer, friendly, UserError) -> None:
             from validate.run import run_states_only
         except ImportError as e:
             raise UserError(f"validate needs torch with CUDA on a GPU machine ({e})") from None
+        if states_set is not None and (not only_states or states_set not in CASE_SETS):
+            raise UserError(f"--states-set must be one of {', '.join(CASE_SETS)}, with --only-states; "
+                            f"got {states_set!r}")
         if only_states:
-            folder, rows, _ = run_states_only(out, hardware_id=hardware, quick=quick)
+            folder, rows, _ = run_states_only(out, hardware_id=hardware, quick=quick, case_set=states_set)
             typer.echo(f"wrote {folder}: {len(rows)} state rows")
         else:
             run_all(out, hardware_id=hardware, quick=quick)

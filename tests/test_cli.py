@@ -1,5 +1,6 @@
 """The command line as a new user meets it: 80-column tables, help on every option, one-line errors."""
 
+import pytest
 import typer.main
 from typer.testing import CliRunner
 
@@ -81,3 +82,9 @@ def test_wide_per_op_table_adds_the_detail_columns():
     head = next(line for line in wide.output.splitlines() if line.lstrip().startswith("op "))
     assert all(c in head for c in ("kind", "FLOPs", "bytes", "power", "clock"))
     assert "clock" not in next(line for line in narrow.output.splitlines() if line.lstrip().startswith("op "))
+
+
+@pytest.mark.parametrize("args", [["--only-states", "--states-set", "extra3"], ["--states-set", "extra2"]])
+def test_validate_states_set_is_checked_before_any_gpu_work(args):
+    r = _run("validate", *args)
+    assert r.exit_code == 2 and "--states-set" in r.output and "Traceback" not in r.output
