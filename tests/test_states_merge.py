@@ -63,3 +63,12 @@ def test_a_run_without_repeats_keeps_the_repeat_check_and_its_own_environment(tm
     assert json.loads((main / "states_extra2_environment.json").read_text())["run"] == 3
     assert json.loads((main / "states_extra_environment.json").read_text()) == {"run": 2}
     assert list(pd.read_csv(main / "states.csv")["case_id"]) == [REPEAT, "a", "b", "c"]
+
+
+def test_per_kernel_names_are_merged_where_the_extra_run_has_them(tmp_path):
+    main = _folder(tmp_path / "main", [_row("a", "burst", 2.0)], {"run": 1})
+    extra = _folder(tmp_path / "extra", [_row("b", "burst", 3.0)], {"run": 2})
+    pd.DataFrame([{"case_id": "b", "kernel_name": "nvjet_256x128", "dram_read_bytes": 1.0,
+                   "dram_write_bytes": 2.0}]).to_csv(extra / "dram_kernels.csv", index=False)
+    merge(main, extra)
+    assert list(pd.read_csv(main / "dram_kernels.csv")["kernel_name"]) == ["nvjet_256x128"]

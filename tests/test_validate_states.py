@@ -379,7 +379,11 @@ def test_run_dram_with_a_fake_ncu(monkeypatch, tmp_path):
     rows, meta = dram.run_dram(ENV, out, cases=cases, timeout_s=30)
     assert meta["return_code"] == 0 and meta["note"] is None
     assert [(r["case_id"], r["n_kernels"]) for r in rows] == [("gemm-a", 1), ("other", 2)]
-    assert sorted(p.name for p in out.iterdir()) == ["dram_bytes.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["dram_bytes.csv", "dram_kernels.csv"]
+    named = list(csv.DictReader(open(out / "dram_kernels.csv")))
+    assert [(r["case_id"], r["kernel_name"]) for r in named] == [("gemm-a", "nvjet_hsh_256x128"),
+                                                                ("other", "elementwise"), ("other", "other")]
+    assert float(named[0]["dram_read_bytes"]) == 268435456.0
     monkeypatch.setattr(dram, "find_ncu", lambda: None)
     assert dram.run_dram(ENV, out, cases=cases)[1]["error"].startswith("ncu (Nsight Compute) not found")
 

@@ -42,6 +42,7 @@ DRAM_COLUMNS: tuple[str, ...] = (
     "case_id", "kernel", "impl", *(c for c in STATE_SHAPE_COLUMNS if c != "graph"),
     "dram_read_bytes", "dram_write_bytes", "n_kernels", "hbm_bytes", "gpu_name", "hardware_id",
 )
+KERNEL_COLUMNS: tuple[str, ...] = ("case_id", "kernel_name", "dram_read_bytes", "dram_write_bytes")
 NCU_GLOBS = ("/usr/local/cuda*/bin/ncu", "/opt/nvidia/nsight-compute/*/ncu", "/opt/nvidia/*/ncu")
 _UNIT_BYTES = {"byte": 1.0, "kbyte": 1e3, "mbyte": 1e6, "gbyte": 1e9, "tbyte": 1e12,
                "kibyte": 2.0**10, "mibyte": 2.0**20, "gibyte": 2.0**30}
@@ -102,14 +103,7 @@ def attribute(kernels: list[dict], case_ids: list[str]) -> tuple[dict[str, dict]
     "n_kernels"}}, a note when the counts of segments and cases differ)."""
     if not kernels:
         return {}, "ncu reported no kernels"
-    marker = kernels[0]["name"]
-    segments: list[list[dict]] = []
-    for k in kernels:
-        if k["name"] == marker:
-            segments.append([])
-        else:
-            segments[-1].append(k)
-    segments = segments[1:]
+    segments = _segments(kernels)
     note = None
     if len(segments) != len(case_ids):
         note = f"{len(segments)} profiled ranges for {len(case_ids)} cases; matched in order"
@@ -125,6 +119,28 @@ def attribute(kernels: list[dict], case_ids: list[str]) -> tuple[dict[str, dict]
             "n_kernels": len(seg),
         }
     return out, note
+
+
+def _segments(kernels: list[dict]) -> list[list[dict]]:
+    """The kernels between one marker (the first kernel's name) and the next, after the marker-only range."""
+    marker = kernels[0]["name"]
+    segments: list[list[dict]] = []
+    for k in kernels:
+        if k["name"] == marker:
+            segments.append([])
+        else:
+            segments[-1].append(k)
+    return segments[1:]
+
+
+def kernel_rows(kernels: list[dict], case_ids: list[str]) -> list[dict]:
+    """dram_kernels.csv rows (:data:`KERNEL_COLUMNS`): each profiled kernel of each case, by name (which
+    library kernel ran, e.g. cuBLAS's tile configuration), with its own DRAM bytes."""
+    rows = []
+    for case_id, seg in zip(case_ids, _segments(kernels) if kernels else []):
+        rows += [{"case_id": case_id, "kernel_name": k["name"], "dram_read_bytes": k.get(NCU_METRICS[0]),
+                  "dram_write_bytes": k.get(NCU_METRICS[1])} for k in seg if case_id]
+    return rows
 
 
 def dram_rows(cases, per_case: dict[str, dict], env) -> list[dict]:
@@ -177,7 +193,8 @@ def run_dram(env, folder, quick: bool = False, timeout_s: float = 300.0,
              cases=None, case_set: str | None = None) -> tuple[list[dict], dict]:
     """Profile every state case's one call under ncu; returns (dram_bytes.csv rows, metadata).
 
-    The rows are written to ``folder/dram_bytes.csv``; ncu's raw output and the case order are
+    The rows are written to ``folder/dram_bytes.csv``, each kernel's name and bytes to
+    ``folder/dram_kernels.csv``; ncu's raw output and the case order are
     kept there (``dram_ncu_raw.csv``, ``dram_order.json``) only when they could not be matched.
     ``cases`` (default :func:`validate.cases.states.state_cases`) describe the rows; the child
     builds its own with the same function.
@@ -196,7 +213,9 @@ def run_dram(env, folder, quick: bool = False, timeout_s: float = 300.0,
         rc, stderr = _run_ncu(ncu_command(ncu, order_path, quick, case_set), raw_path, timeout_s)
         meta.update(return_code=rc, seconds=time.perf_counter() - t0, stderr_tail=stderr[-1500:])
         case_ids = json.loads(order_path.read_text()) if order_path.exists() else []
-        per_case, note = attribute(parse_ncu_csv(raw_path.read_text()), case_ids)
+        kernels = parse_ncu_csv(raw_path.read_text())
+        per_case, note = attribute(kernels, case_ids)
+        by_kernel = kernel_rows(kernels, case_ids)
         meta.update(note=note, n_cases=len(per_case))
         if note or rc != 0:
             shutil.copy(raw_path, folder / "dram_ncu_raw.csv")
@@ -206,6 +225,8 @@ def run_dram(env, folder, quick: bool = False, timeout_s: float = 300.0,
     rows = dram_rows(cases if cases is not None else _all_cases(case_set), per_case, env)
     if rows:
         write_csv_atomic(folder / "dram_bytes.csv", rows, DRAM_COLUMNS)
+    if by_kernel:
+        write_csv_atomic(folder / "dram_kernels.csv", by_kernel, KERNEL_COLUMNS)
     return rows, meta
 
 

@@ -12,7 +12,7 @@ cut-off run keeps what it measured:
 - ``failures.csv`` cases that failed, mismatched the vendor result, or were skipped for time;
 - ``layers.csv``   whole Llama decoder-layer timings;
 - ``power.csv``, ``power_trace.csv`` sustained power runs;
-- ``states.csv``, ``states_trace.csv``, ``dram_bytes.csv`` burst / sustained / eager-call timings
+- ``states.csv``, ``states_trace.csv``, ``dram_bytes.csv`` (``dram_kernels.csv``: per kernel, by name) burst / sustained / eager-call timings
   and DRAM bytes (:func:`run_states_only` runs this part alone, its environment in
   ``states_environment.json`` so a kernel run's ``environment.json`` is left as it is);
 - ``environment.json`` GPU, driver, torch/triton/CUDA versions, git sha, and how it was measured.
@@ -268,7 +268,7 @@ def _states_and_dram(runner: Runner, folder: Path, progress=None,
 
 def _measure_states(session: _Session) -> list[dict]:
     rows, meta = _states_and_dram(session.runner, session.folder, session.bar)
-    for name in ("states", "states_trace", "dram_bytes"):
+    for name in ("states", "states_trace", "dram_bytes", "dram_kernels"):
         if (session.folder / f"{name}.csv").exists():
             session.files[name] = session.folder / f"{name}.csv"
     session.runner.section_s["states"] = meta["states_s"] + meta["dram_s"]

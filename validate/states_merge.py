@@ -22,6 +22,7 @@ from validate.cases.states import EXTRA_REPEATS
 
 REPEAT_QUANTITIES = ("median_s", "mean_power_w", "mean_sm_clock_hz")
 FILES = ("states.csv", "states_trace.csv", "dram_bytes.csv")
+OPTIONAL_FILES = ("dram_kernels.csv",)  # newer runs only: merged where the extra run has it
 
 
 def repeats(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
@@ -40,9 +41,9 @@ def merged_tables(main: Path, extra: Path) -> dict[str, pd.DataFrame]:
     """The merged files' contents (nothing written): each of :data:`FILES` with the extra run's new
     cases appended, and ``states_repeats.csv``."""
     out = {}
-    for name in FILES:
-        first = pd.read_csv(main / name)
+    for name in FILES + tuple(n for n in OPTIONAL_FILES if (extra / n).is_file()):
         second = pd.read_csv(extra / name)
+        first = pd.read_csv(main / name) if (main / name).is_file() else second.iloc[:0]
         new = second[~second["case_id"].isin(set(first["case_id"]))]
         if list(new.columns) != list(first.columns):
             raise ValueError(f"{extra / name}: columns differ from {main / name}")
