@@ -59,6 +59,10 @@ class GemmParams(_Group):
     tile_overhead_dim: float = fit_field(16.0, fit=(0.0, 256.0), ge=0)
     # 8-bit GEMMs (fp8/int8) reach a lower fraction of their (doubled) peak: 0.70 vs 0.79 for bf16 on H100.
     efficiency_8bit_frac: float = fit_field(0.70, fit=FRAC_FIT, gt=0, le=1.2)
+    # int8 GEMMs' compute rate over fp8's at the same shape (1 where the datasheet peaks are equal). Not fitted
+    # by the main stages (no int8 case in kernels.csv): ``validate.int8_fit`` sets it from int8_gemm.csv
+    # (benchmarks/bench_int8_gemm.py). H200 cuBLASLt torch._int_mm: 0.71 of _scaled_mm fp8 at M ≥ 2048.
+    int8_rate_frac: float = Field(default=1.0, gt=0, le=1.5)
     # Skinny GEMMs (decode, M ≤ ~64) stream weights at 0.79-0.92 of HBM (vidur H100 profiles, H100 run).
     gemv_efficiency_frac: float = fit_field(0.80, fit=FRAC_FIT, gt=0, le=1.2)
     # Sharpness of every op's compute↔memory knee, t = (t_c^p + t_m^p)^(1/p) (p → ∞ is max()); fitted

@@ -31,6 +31,10 @@ def run_calibrate(hardware_id: str, measurements: Path, out: Path | None = None,
         from validate.quant_fit import fit_into
 
         res = dataclasses.replace(res, calibration=fit_into(res.calibration, Path(measurements)))
+    if (Path(measurements) / "int8_gemm.csv").is_file():  # cuBLASLt int8 GEMMs beside fp8 ones
+        from validate import int8_fit
+
+        res = dataclasses.replace(res, calibration=int8_fit.fit_into(res.calibration, Path(measurements)))
     path = hwspecs.write_calibration(res.calibration, out)
     return res, path
 

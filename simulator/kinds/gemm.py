@@ -157,6 +157,8 @@ def compute_s(m, n, k, dtype, peak_flops_per_s, n_sms, prm, groups=1.0, xp=np, t
     eight_bit = dtype in ("fp8", "int8")
     rate = peak_flops_per_s
     eff = g.efficiency_8bit_frac if eight_bit else g.efficiency_frac
+    if dtype == "int8":
+        eff = eff * g.int8_rate_frac
     if prm.impl != "triton":
         tm = xp.minimum(float(g.tile[0]), m_pow2(m, xp))
         return tiled_s(m, n, k, tm, float(g.tile[1]), groups, n_sms, rate * eff, True, xp)
