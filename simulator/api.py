@@ -125,7 +125,7 @@ def predict(hardware, model, scenario: Scenario | None = None, calibration="auto
     co, dec, mid = parallel.decode(s, sc.batch, sc.prompt_tokens, sc.output_tokens, sc.cuda_graph)
 
     return _prediction(s, sc, label, mem, conc, pf, dec, mid,
-                       trust.resolve_trust(s.hw, calibration, sc.cuda_graph))
+                       trust.resolve_trust(s.hw, calibration, sc.cuda_graph, trust.unmeasured_settings(sc)))
 
 
 def _prediction(s: Setup, sc: Scenario, label, mem, conc, pf, dec, mid, tr=None) -> Prediction:

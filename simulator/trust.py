@@ -48,8 +48,24 @@ class Trust:
                 f"({self.basis})")
 
 
-def trust_for(hw_id: str, source: str, from_ids=(), cuda_graph: bool = True) -> Trust:
-    """The Trust of a prediction for device ``hw_id`` whose parameters came from ``source``."""
+MEASURED_DTYPES = ("bf16", "fp16")  # the layers compare_summary.csv scores ran bf16 weights, activations and KV
+
+
+def unmeasured_settings(sc) -> list[str]:
+    """The settings of scenario ``sc`` (a workloads.Scenario) that no whole-layer measurement covers: the
+    measured layers ran 16-bit weights, activations and KV, no KV method, on one GPU."""
+    out = [f"{v} {name}" for name, v in (("weights", sc.weight_dtype), ("activations", sc.activation_dtype),
+                                         ("KV", sc.kv_dtype)) if v not in MEASURED_DTYPES]
+    out += [f"KV method {sc.kv_method}"] if sc.kv_method else []
+    return out + [f"{name} {v}" for name, v in (("tensor_parallel", sc.tensor_parallel),
+                                                ("pipeline_parallel", sc.pipeline_parallel),
+                                                ("expert_parallel", sc.expert_parallel)) if v > 1]
+
+
+def trust_for(hw_id: str, source: str, from_ids=(), cuda_graph: bool = True, unmeasured=()) -> Trust:
+    """The Trust of a prediction for device ``hw_id`` whose parameters came from ``source``; ``unmeasured``:
+    settings of the prediction that no layer measurement covered (``unmeasured_settings``), named in the
+    basis."""
     if source == "custom":
         return Trust(source, tuple(from_ids), None, None, "a calibration file given by path")
     own = (hw_id, source) in MEASURED_LAYER_MAPE
@@ -57,23 +73,25 @@ def trust_for(hw_id: str, source: str, from_ids=(), cuda_graph: bool = True) -> 
     prefill, graph, eager, n = MEASURED_LAYER_MAPE[(where, source)]
     basis = (f"held-out decoder layers, {n} cases on {where}" if own else
              f"measured for {source} predictions on {where}; {hw_id} itself unmeasured")
+    if unmeasured:
+        basis += f"; measured on 16-bit one-GPU layers: {', '.join(unmeasured)} not measured as whole layers"
     return Trust(source, tuple(from_ids), prefill, graph if cuda_graph else eager, basis)
 
 
-def resolve_trust(hw, calibration, cuda_graph: bool = True) -> Trust:
+def resolve_trust(hw, calibration, cuda_graph: bool = True, unmeasured=()) -> Trust:
     """The Trust of a prediction for Hardware ``hw`` under the API's ``calibration`` argument (the same
     choice as hwspecs.calibration_for: own profile, else family transfer, else defaults)."""
     from hwspecs.loader import load_calibration
     from hwspecs.transfer import family_calibrations
 
     if calibration is None:
-        return trust_for(hw.id, "datasheet-only", (), cuda_graph)
+        return trust_for(hw.id, "datasheet-only", (), cuda_graph, unmeasured)
     if calibration not in ("auto", "transfer"):
         return trust_for(hw.id, "custom")
     own = load_calibration(hw.id) if calibration == "auto" else None
     if own is not None:
-        return trust_for(hw.id, "fitted", (hw.id,), cuda_graph)
+        return trust_for(hw.id, "fitted", (hw.id,), cuda_graph, unmeasured)
     family = [c.hardware_id for c in family_calibrations(hw.architecture, exclude=hw.id)]
     if family:
-        return trust_for(hw.id, "transferred", tuple(family), cuda_graph)
-    return trust_for(hw.id, "datasheet-only", (), cuda_graph)
+        return trust_for(hw.id, "transferred", tuple(family), cuda_graph, unmeasured)
+    return trust_for(hw.id, "datasheet-only", (), cuda_graph, unmeasured)

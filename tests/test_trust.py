@@ -48,3 +48,15 @@ def test_datasheet_only_on_a_calibrated_device_uses_its_own_datasheet_band():
     eager = simulator.predict("h100-sxm5-80gb", "llama-3-8b",
                               workloads.Scenario(cuda_graph=False))
     assert eager.trust.tpot_error_frac == pytest.approx(0.0239)
+
+
+def test_settings_no_layer_measurement_covered_are_named():
+
+    plain = simulator.predict("h200-sxm-141gb", "llama-3-8b", workloads.Scenario())
+    assert "not measured" not in plain.trust.label()
+    sc = workloads.Scenario(weight_dtype="int4", kv_method="kivi-2")
+    label = simulator.predict("h200-sxm-141gb", "llama-3-8b", sc).trust.label()
+    assert "int4 weights" in label and "KV method kivi-2" in label and "not measured as whole layers" in label
+    # fp16 is as measured as bf16 (same tensor-core rate, same bytes)
+    assert "not measured" not in simulator.predict("h200-sxm-141gb", "llama-3-8b", workloads.Scenario(
+        weight_dtype="fp16", activation_dtype="fp16", kv_dtype="fp16")).trust.label()
