@@ -42,6 +42,16 @@ def test_app_reports_missing_dtype_unit(run_app):
     assert at.error and "fp8" in at.error[0].value
 
 
+def test_app_w8a8_needs_int8_weights(run_app):
+    at = run_app()
+    at.selectbox(key="act").set_value("int8").run()  # with the default bf16 weights: refused, as a message
+    assert not at.exception
+    assert at.error and "needs weight_dtype int8" in at.error[0].value
+    at.selectbox(key="w").set_value("int8").run()
+    assert not at.exception and not at.error
+    assert "TTFT" in [m.label for m in at.metric]
+
+
 def test_app_view_headline_and_memory():
     sc = workloads.Scenario(batch=16, prompt_tokens=2048, output_tokens=256)
     p = simulator.predict(HW, MODEL, sc)

@@ -51,7 +51,6 @@ def test_datasheet_only_on_a_calibrated_device_uses_its_own_datasheet_band():
 
 
 def test_settings_no_layer_measurement_covered_are_named():
-
     plain = simulator.predict("h200-sxm-141gb", "llama-3-8b", workloads.Scenario())
     assert "not measured" not in plain.trust.label()
     sc = workloads.Scenario(weight_dtype="int4", kv_method="kivi-2")
