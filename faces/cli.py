@@ -251,7 +251,8 @@ def sweep(
     output_tokens: str = typer.Option("256", help=H_LIST + "128,256 (tokens)"),
     weight_dtype: str = typer.Option("bf16", help="comma-separated weight dtypes: fp32, bf16, fp16, fp8, int8, int4"),
     kv_dtype: str = typer.Option("bf16", help="comma-separated KV dtypes: fp32, bf16, fp16, fp8, int8, int4"),
-    activation_dtype: str = typer.Option("bf16", help="comma-separated activation dtypes: fp32, tf32, bf16, fp16, fp8"),
+    activation_dtype: str = typer.Option("bf16", help="comma-separated activation dtypes: fp32, tf32, bf16, fp16, "
+                                                        "fp8, int8 (W8A8: with int8 weights)"),
     tensor_parallel: str = typer.Option("1", help=H_LIST + "1,2,4,8 (GPUs per replica)"),
     cuda_graph: bool = typer.Option(True, "--cuda-graph/--eager", help="decode from CUDA graphs or eagerly"),
     calibration: str = typer.Option("auto", help=H_CAL),
