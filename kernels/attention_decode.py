@@ -26,7 +26,7 @@ import triton.language as tl
 
 from kernels._common import AUTOTUNE
 from kernels._common import INTERPRET as _INTERPRET
-from kernels._common import online_softmax_step, require_gpu
+from kernels._common import online_softmax_step, require_gpu, split_bounds
 from simulator.kinds import attention_decode as _decode_kind
 from simulator.kinds import attention_prefill as _attention_kind
 
@@ -71,12 +71,7 @@ def _decode_split_kernel(
 ):
     """Program (b, kv-head, split). Contiguous: stride_*_seq steps sequences. Paged: it steps
     physical blocks and stride_*_tok steps slots inside a block."""
-    b = tl.program_id(0)
-    kvh = tl.program_id(1)
-    split = tl.program_id(2)
-    ctx_len = tl.load(ctx_ptr + b)
-    lo = split * tokens_per_split
-    hi = tl.minimum(lo + tokens_per_split, ctx_len)
+    b, kvh, split, lo, hi = split_bounds(ctx_ptr, tokens_per_split)
 
     offs_g = tl.arange(0, G_PAD)
     offs_d = tl.arange(0, HEAD_DIM)

@@ -29,7 +29,7 @@ import triton.language as tl
 from kernels import attention_decode as _bf16
 from kernels._common import AUTOTUNE
 from kernels._common import INTERPRET as _INTERPRET
-from kernels._common import require_gpu
+from kernels._common import codes_as_float, require_gpu, split_bounds
 from simulator.kinds import attention_decode_quant as _kind
 
 SUPPORTED_BITS = _kind.KERNEL_BITS
@@ -61,11 +61,8 @@ def _group_tile(ptr, row, n_ok, stride_stok, N_GROUPS: tl.constexpr, SUB: tl.con
 
 @triton.jit
 def _dequant(packed, scale, zero, SHIFT: tl.constexpr, BITS: tl.constexpr):
-    """Codes at bit SHIFT of each int16-widened byte → fp16 c · scale + zero. The code goes to fp16 by the
-    exponent trick (c | 0x6400 is the fp16 number 1024 + c, exact for c < 1024), one OR and one
-    subtract instead of an int→float conversion."""
-    c = ((packed >> SHIFT) & ((1 << BITS) - 1)) | 0x6400
-    return (c.to(tl.float16, bitcast=True) - 1024.0) * scale + zero
+    """Codes at bit SHIFT of each int16-widened byte → fp16 c · scale + zero (``codes_as_float``)."""
+    return codes_as_float(packed, SHIFT, BITS, 0.0, tl.float16) * scale + zero
 
 
 @triton.autotune(configs=_CONFIGS, key=["HEAD_DIM", "G_PAD", "BITS", "GROUP", "DIRECT"])
@@ -91,12 +88,7 @@ def _quant_split_kernel(
     scales and zero-points once per group). The dots run in fp16 whatever q's dtype (q is converted once
     per program), so the dequantized fp16 tiles feed the tensor cores without a conversion per element.
     """
-    b = tl.program_id(0)
-    kvh = tl.program_id(1)
-    split = tl.program_id(2)
-    ctx_len = tl.load(ctx_ptr + b)
-    lo = split * tokens_per_split
-    hi = tl.minimum(lo + tokens_per_split, ctx_len)
+    b, kvh, split, lo, hi = split_bounds(ctx_ptr, tokens_per_split)
     PB: tl.constexpr = 8 // BITS
     DP: tl.constexpr = HEAD_DIM // PB
     N_GROUPS: tl.constexpr = HEAD_DIM // GROUP

@@ -20,7 +20,7 @@ import triton.language as tl
 
 from kernels._common import AUTOTUNE
 from kernels._common import INTERPRET as _INTERPRET
-from kernels._common import require_gpu
+from kernels._common import codes_as_float, require_gpu
 from simulator.kinds import gemm_w4a16 as _kind
 
 GROUP_SIZE = _kind.GROUP_SIZE
@@ -46,17 +46,6 @@ else:
     _CONFIGS = _gpu_configs()
 
 
-@triton.jit
-def _nibbles(packed, SHIFT: tl.constexpr, DT: tl.constexpr):
-    """The signed code c − 8 of the nibble at bit SHIFT of each int16-widened byte, exactly, in DT (fp16 or
-    bf16) without an int→float conversion: with the exponent bits of 1024 (fp16, 0x6400) or 128 (bf16,
-    0x4300) OR-ed in, the 16 bits are the number 1024 + c or 128 + c (c < 16 fits both mantissas)."""
-    if DT == tl.bfloat16:
-        return (((packed >> SHIFT) & 15) | 0x4300).to(tl.bfloat16, bitcast=True) - 136.0
-    else:
-        return (((packed >> SHIFT) & 15) | 0x6400).to(tl.float16, bitcast=True) - 1032.0
-
-
 # reset_to_zero: split-K adds into y, and the autotuner runs every config on the same y.
 @triton.autotune(configs=_CONFIGS, key=["M", "N", "K", "SPLIT_K"],
                  prune_configs_by={"early_config_prune": _prune}, reset_to_zero=["y_ptr"])
@@ -68,7 +57,7 @@ def _w4a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, k_per_split,
     """Program (m tile, n tile, k split). SPLIT_K > 1: each split adds its partial sum into an fp32 y.
 
     Byte j of a weight row holds elements 2j (low nibble) and 2j + 1 (high), so the program loads the
-    [BLOCK_N, BLOCK_K / 2] bytes once, turns each nibble plane into a tile in x's dtype (``_nibbles``) and
+    [BLOCK_N, BLOCK_K / 2] bytes once, turns each nibble plane into a tile in x's dtype (``kernels._common.codes_as_float``) and
     multiplies it by the matching half of x (x[:, 0::2] and x[:, 1::2], split from one contiguous load):
     no interleaving shuffles, no conversions. Skinny tiles (BLOCK_M ≤ 32) apply the group scale to the
     [BLOCK_M, BLOCK_N] partial product instead of the weights (fewer multiplies).
@@ -94,8 +83,8 @@ def _w4a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, k_per_split,
         packed = tl.load(w_row + (k0 // 2 + offs_j)[None, :], mask=n_ok[:, None], other=0).to(tl.int16)
         scale = tl.load(s_row + k0 // GROUP, mask=n_ok, other=0.0)
         x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
-        w_even = _nibbles(packed, 0, wt)
-        w_odd = _nibbles(packed, 4, wt)
+        w_even = codes_as_float(packed, 0, 4, 8.0, wt)  # signed code c − 8, exact, in x's dtype
+        w_odd = codes_as_float(packed, 4, 4, 8.0, wt)
         if DOT_F32:  # the interpreter has no 16-bit dot
             x_even, x_odd, w_even, w_odd = x_even.to(tl.float32), x_odd.to(tl.float32), w_even.to(tl.float32), \
                 w_odd.to(tl.float32)

@@ -73,9 +73,9 @@ def forward_op_list(model: ModelSpec, batch, q_tokens, kv_tokens, *, weight_dtyp
                            flops_per_element=4.0, weight_elements=(2 if m.norm == "layernorm" else 1) * m.hidden,
                            weight_dtype=weight_dtype, scope="model")
     # the embedding and LM head stay 16-bit under weight quantization (simulator.quant); under W8A8 INT8
-    # the head's input stays bf16 too
+    # the head's input stays bf16 too (``act``)
     head = gemm_op("lm_head", head_tokens, m.vocab_size // tp, m.hidden, scope="model",
-                   weight_dtype=kept_dtype(weight_dtype), act_dtype=act if act_dtype == "int8" else act_dtype)
+                   weight_dtype=kept_dtype(weight_dtype), act_dtype=act)
     return ops + [final, head]
 
 

@@ -25,9 +25,9 @@ def rate_frac(df: pd.DataFrame) -> float:
     if missing:
         raise ValueError(f"int8_gemm.csv lacks column(s) {', '.join(missing)}")
     t = df[df["m"] >= MIN_M].pivot_table(index=["m", "n", "k"], columns="dtype", values="measured_s")
-    if not {"int8", "fp8"} <= set(t.columns) or t[["int8", "fp8"]].dropna().empty:
+    t = t[["int8", "fp8"]].dropna() if {"int8", "fp8"} <= set(t.columns) else t.iloc[0:0]
+    if t.empty:
         raise ValueError(f"int8_gemm.csv has no shape with M ≥ {MIN_M} measured in both int8 and fp8")
-    t = t[["int8", "fp8"]].dropna()
     if not (t > 0).all().all():
         raise ValueError("int8_gemm.csv: measured_s must be positive")
     return float((t["fp8"] / t["int8"]).median())
@@ -36,6 +36,5 @@ def rate_frac(df: pd.DataFrame) -> float:
 def fit_into(cal: Calibration, folder: Path) -> Calibration:
     """``cal`` with the vendor section's ``gemm.int8_rate_frac`` from ``folder/int8_gemm.csv``."""
     frac = rate_frac(pd.read_csv(Path(folder) / "int8_gemm.csv"))
-    gemm = cal.vendor.gemm.model_copy(update={"int8_rate_frac": frac})
-    new = cal.model_copy(update={"vendor": cal.vendor.model_copy(update={"gemm": gemm})})
-    return Calibration.model_validate(new.model_dump())
+    vendor = cal.params("vendor").with_values({"gemm.int8_rate_frac": frac})
+    return Calibration.from_params(cal.hardware_id, vendor, cal.params("triton"), cal.provenance)
