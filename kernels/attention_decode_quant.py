@@ -13,11 +13,12 @@ Layouts (contiguous cache): k_codes, v_codes [B, Hkv, S_max, D · bits / 8] uint
 k_scale, k_zero, v_scale, v_zero [B, Hkv, S_max, D / group_size] fp16.
 
 Split-KV as in ``kernels.attention_decode`` (same split rule, same reduce kernel): each program loads a
-tile's packed bytes and group scales once, dequantizes them in registers one bit position at a time
-(shift + mask, the fp16 exponent trick, one FMA with the broadcast group scale; see the kernel) and runs the
-online softmax over fp16 tensor-core dots, so HBM traffic is the compressed bytes only. An earlier version
-unpacked an interleaved [BLOCK_N, D] tile with per-element gathers of bytes and scales and reached 5-17% of
-the bf16 kernel's bandwidth; ``benchmarks/results/quant_variants_split_h200.csv`` has both.
+tile's packed bytes and group scales once, turns the codes into fp16 in registers one bit position at a time
+(a mask, an OR and a subtract: ``_codes``), and folds the scales and zero-points into the small operands of
+the tensor-core dots instead of the [BLOCK_N, HEAD_DIM] tiles (see the kernel), so HBM traffic is the
+compressed bytes only. Earlier versions, measured side by side in ``benchmarks/results/``: per-element
+gathers of bytes and scales (5-17% of the bf16 kernel's bandwidth), then bit planes dequantized with an FMA
+against broadcast scale tiles (17-44%), then this one.
 """
 
 import math
@@ -29,7 +30,7 @@ import triton.language as tl
 from kernels import attention_decode as _bf16
 from kernels._common import AUTOTUNE
 from kernels._common import INTERPRET as _INTERPRET
-from kernels._common import codes_as_float, require_gpu, split_bounds
+from kernels._common import require_gpu, split_bounds
 from simulator.kinds import attention_decode_quant as _kind
 
 SUPPORTED_BITS = _kind.KERNEL_BITS
@@ -37,9 +38,10 @@ _SUPPORTED_HEAD_DIMS = (64, 128)
 
 
 def _gpu_configs() -> list[triton.Config]:
-    # Small token tiles too: dequantized [BLOCK_N, D] tiles live in registers (K, V, codes, scales).
+    # Large token tiles too: a tile of 2- or 4-bit codes is a quarter or an eighth of a bf16 tile's bytes.
+    # (H200, 2026-12-01: every shape picked 4 warps over 8, 2 or 3 stages.)
     return [triton.Config({"BLOCK_N": bn}, num_warps=w, num_stages=s)
-            for bn in (32, 64, 128) for w in (4, 8) for s in (2, 3)]
+            for bn in (64, 128, 256) for w in (2, 4) for s in (2, 3)]
 
 
 if _INTERPRET:
@@ -51,21 +53,53 @@ else:
 
 
 @triton.jit
-def _group_tile(ptr, row, n_ok, stride_stok, N_GROUPS: tl.constexpr, SUB: tl.constexpr, BLOCK_N: tl.constexpr):
-    """[BLOCK_N, N_GROUPS · SUB] fp16: each token's per-group value (scale or zero-point), loaded once as a
-    contiguous [BLOCK_N, N_GROUPS] tile and broadcast over the SUB elements of its group (no gathers)."""
-    offs_g = tl.arange(0, N_GROUPS)
-    s = tl.load(ptr + row[:, None] * stride_stok + offs_g[None, :], mask=n_ok[:, None], other=0.0)
-    return tl.reshape(tl.broadcast_to(s[:, :, None], (BLOCK_N, N_GROUPS, SUB)), (BLOCK_N, N_GROUPS * SUB))
+def _codes(packed, P: tl.constexpr, BITS: tl.constexpr):
+    """fp16 2^(P·BITS) · c for the BITS-bit code c at bit P·BITS of each int16-widened byte, exactly: the code
+    is masked in place (no shift), the exponent bits of 1024 (0x6400) are OR-ed in, making the fp16 number
+    1024 + 2^(P·BITS) · c (< 2048: exact), and one subtract removes the 1024. The power of two is undone on
+    the small operand (q, or the output) instead of on every element."""
+    return ((packed & (((1 << BITS) - 1) << (P * BITS))) | 0x6400).to(tl.float16, bitcast=True) - 1024.0
 
 
 @triton.jit
-def _dequant(packed, scale, zero, SHIFT: tl.constexpr, BITS: tl.constexpr):
-    """Codes at bit SHIFT of each int16-widened byte → fp16 c · scale + zero (``codes_as_float``)."""
-    return codes_as_float(packed, SHIFT, BITS, 0.0, tl.float16) * scale + zero
+def _q_plane(q_ptrs, h_ok, in_grp, qsum, P: tl.constexpr, BITS: tl.constexpr, R: tl.constexpr,
+             DP: tl.constexpr, DT: tl.constexpr):
+    """q's elements d = j·PB + P as the block-diagonal operand [R = NG·GP, DP]: row (g, h) holds head h's
+    elements of scale group g (zero elsewhere), divided by 2^(P·BITS) to undo ``_codes``' in-place
+    weight; qsum [NG, GP] gains each head's sum over each group (the zero-point's coefficient)."""
+    q = tl.load(q_ptrs + P, mask=h_ok[:, None], other=0.0).to(tl.float32)
+    qg = tl.where(in_grp, q[None, :, :], 0.0)
+    return tl.reshape(qg * (1.0 / (1 << (P * BITS))), (R, DP)).to(DT), qsum + tl.sum(qg, 2)
 
 
-@triton.autotune(configs=_CONFIGS, key=["HEAD_DIM", "G_PAD", "BITS", "GROUP", "DIRECT"])
+@triton.jit
+def _group_rows(x, in_grp, P: tl.constexpr, BITS: tl.constexpr, NG: tl.constexpr, GP: tl.constexpr,
+                DP: tl.constexpr):
+    """[R, DP] block-diagonal accumulator → [GP, DP]: column j's value from its own scale group's rows."""
+    x3 = tl.reshape(x, (NG, GP, DP))
+    return tl.sum(tl.where(in_grp, x3, 0.0), 0) * (1.0 / (1 << (P * BITS)))
+
+
+@triton.jit
+def _load_tile(kc, vc, ks, kz, vs, vz, start_n, hi, stride_ctok, stride_stok, DP: tl.constexpr, NG: tl.constexpr,
+               BLOCK_N: tl.constexpr):
+    """Tokens [start_n, start_n + BLOCK_N) of one (sequence, kv-head): K and V packed codes [BLOCK_N, DP]
+    (int16-widened), their scales and zero-points transposed [NG, BLOCK_N] fp32, and the in-range mask."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    n_ok = offs_n < hi
+    row = offs_n.to(tl.int64)
+    byte_off = row[:, None] * stride_ctok + tl.arange(0, DP)[None, :]
+    kp = tl.load(kc + byte_off, mask=n_ok[:, None], other=0).to(tl.int16)
+    vp = tl.load(vc + byte_off, mask=n_ok[:, None], other=0).to(tl.int16)
+    s_off = row[None, :] * stride_stok + tl.arange(0, NG)[:, None]
+    s_ok = n_ok[None, :]
+    return (kp, vp, tl.load(ks + s_off, mask=s_ok, other=0.0).to(tl.float32),
+            tl.load(kz + s_off, mask=s_ok, other=0.0).to(tl.float32),
+            tl.load(vs + s_off, mask=s_ok, other=0.0).to(tl.float32),
+            tl.load(vz + s_off, mask=s_ok, other=0.0).to(tl.float32), n_ok)
+
+
+@triton.autotune(configs=_CONFIGS, key=["HEAD_DIM", "GP", "BITS", "GROUP", "DIRECT"])
 @triton.jit
 def _quant_split_kernel(
     q_ptr, kc_ptr, ks_ptr, kz_ptr, vc_ptr, vs_ptr, vz_ptr, ctx_ptr, out_ptr, lse_ptr,
@@ -76,93 +110,117 @@ def _quant_split_kernel(
     stride_ob, stride_oh, stride_os,
     stride_lb, stride_lh,
     group_size, tokens_per_split,
-    HEAD_DIM: tl.constexpr, G_PAD: tl.constexpr, BITS: tl.constexpr, GROUP: tl.constexpr,
+    HEAD_DIM: tl.constexpr, GP: tl.constexpr, BITS: tl.constexpr, GROUP: tl.constexpr,
     DIRECT: tl.constexpr, DOT_F32: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """Program (b, kv-head, split): partial attention of its query-head group over its token chunk.
 
-    A byte holds the codes of PB = 8 / BITS neighbouring elements d = j·PB + p. Rather than interleaving
-    them back into [BLOCK_N, HEAD_DIM] (register shuffles), the program keeps PB sub-tiles
-    [BLOCK_N, HEAD_DIM / PB], one per bit position p, and splits q and the output the same way:
-    q·kᵀ = Σ_p q[:, p::PB] · k_pᵀ and o[:, p::PB] = P · v_p. Every load is contiguous (packed bytes once,
-    scales and zero-points once per group). The dots run in fp16 whatever q's dtype (q is converted once
-    per program), so the dequantized fp16 tiles feed the tensor cores without a conversion per element.
+    Bit planes: a byte holds the codes of PB = 8 / BITS neighbouring elements d = j·PB + p. The program keeps
+    one [BLOCK_N, DP = HEAD_DIM / PB] tile per bit position p and splits q and the output the same way
+    (q·kᵀ = Σ_p q[:, p::PB] · k_pᵀ, o[:, p::PB] = P · v_p), so packed bytes load once, contiguously, and
+    nothing is interleaved back.
+
+    Scales folded out of the big tiles: with k = s·c + z per (token, group), q·k = Σ_g s_g (q_g·c_g) + z_g Σ q_g.
+    The dot runs on the raw codes with q laid out block-diagonally (row (g, h) = head h's group-g elements),
+    giving every group's partial score [NG·GP, BLOCK_N] in one tensor-core dot; the scales and zero-points
+    are applied to those partials (NG·GP·BLOCK_N multiplies, not BLOCK_N·HEAD_DIM). Values likewise: the
+    softmax weights are multiplied by each group's scale ([NG·GP, BLOCK_N]) before the dot with raw codes,
+    and Σ_n p·z is a [GP, NG] side sum. GQA groups of 4 with 4 scale groups fill the 16 rows a tensor-core
+    dot pads to anyway, so the block-diagonal layout costs no extra dot work there. Per code element the
+    program does a mask, an OR and a subtract (``_codes``): no shift, no int→float conversion, no FMA.
     """
     b, kvh, split, lo, hi = split_bounds(ctx_ptr, tokens_per_split)
     PB: tl.constexpr = 8 // BITS
     DP: tl.constexpr = HEAD_DIM // PB
-    N_GROUPS: tl.constexpr = HEAD_DIM // GROUP
-    SUB: tl.constexpr = GROUP // PB
+    NG: tl.constexpr = HEAD_DIM // GROUP
+    SUB: tl.constexpr = GROUP // PB  # a sub-tile's columns per scale group: column j is in group j // SUB
+    R: tl.constexpr = NG * GP
 
-    offs_g = tl.arange(0, G_PAD)
+    offs_h = tl.arange(0, GP)
     offs_j = tl.arange(0, DP)
-    heads = kvh * group_size + offs_g
-    g_ok = offs_g < group_size
+    offs_g = tl.arange(0, NG)
+    heads = kvh * group_size + offs_h
+    h_ok = offs_h < group_size
+    in_grp = offs_g[:, None, None] == (offs_j // SUB)[None, None, :]  # [NG, 1, DP]
     q_ptrs = q_ptr + b * stride_qb + heads[:, None] * stride_qh + offs_j[None, :] * PB
     dt = tl.float32 if DOT_F32 else tl.float16
-    q0 = tl.load(q_ptrs, mask=g_ok[:, None], other=0.0).to(dt)
+    qsum = tl.zeros([NG, GP], dtype=tl.float32)
+    q0, qsum = _q_plane(q_ptrs, h_ok, in_grp, qsum, 0, BITS, R, DP, dt)
     q1 = q0
     q2 = q0
     q3 = q0
     if PB > 1:
-        q1 = tl.load(q_ptrs + 1, mask=g_ok[:, None], other=0.0).to(dt)
+        q1, qsum = _q_plane(q_ptrs, h_ok, in_grp, qsum, 1, BITS, R, DP, dt)
     if PB > 2:
-        q2 = tl.load(q_ptrs + 2, mask=g_ok[:, None], other=0.0).to(dt)
-        q3 = tl.load(q_ptrs + 3, mask=g_ok[:, None], other=0.0).to(dt)
+        q2, qsum = _q_plane(q_ptrs, h_ok, in_grp, qsum, 2, BITS, R, DP, dt)
+        q3, qsum = _q_plane(q_ptrs, h_ok, in_grp, qsum, 3, BITS, R, DP, dt)
     c_base = b.to(tl.int64) * stride_cb + kvh.to(tl.int64) * stride_ch
     s_base = b.to(tl.int64) * stride_sb + kvh.to(tl.int64) * stride_sh
 
-    m_i = tl.full([G_PAD], float("-inf"), dtype=tl.float32)
-    l_i = tl.zeros([G_PAD], dtype=tl.float32)
-    acc0 = tl.zeros([G_PAD, DP], dtype=tl.float32)
+    m_i = tl.full([GP], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([GP], dtype=tl.float32)
+    z_acc = tl.zeros([NG, GP], dtype=tl.float32)  # Σ_n p · v_zero, per group
+    acc0 = tl.zeros([R, DP], dtype=tl.float32)
     acc1 = acc0
     acc2 = acc0
     acc3 = acc0
+    kc = kc_ptr + c_base
+    vc = vc_ptr + c_base
+    ks = ks_ptr + s_base
+    kz = kz_ptr + s_base
+    vs = vs_ptr + s_base
+    vz = vz_ptr + s_base
+    # Prefetch by hand: the next tile's loads are issued before this tile's math (the codes feed register
+    # math, not a dot, so Triton's pipeliner leaves them synchronous). H200: +10-16% at 8 and 4 bits.
+    kp_n, vp_n, ks_n, kz_n, vs_n, vz_n, ok_n = _load_tile(kc, vc, ks, kz, vs, vz, lo, hi, stride_ctok,
+                                                          stride_stok, DP, NG, BLOCK_N)
     for start_n in range(lo, hi, BLOCK_N):
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        n_ok = offs_n < hi
-        row = offs_n.to(tl.int64)
-        byte_off = row[:, None] * stride_ctok + offs_j[None, :]
-        kp = tl.load(kc_ptr + c_base + byte_off, mask=n_ok[:, None], other=0).to(tl.int16)
-        vp = tl.load(vc_ptr + c_base + byte_off, mask=n_ok[:, None], other=0).to(tl.int16)
-        k_s = _group_tile(ks_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
-        k_z = _group_tile(kz_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
-        qk = tl.dot(q0, tl.trans(_dequant(kp, k_s, k_z, 0, BITS).to(dt)))
+        kp, vp, k_s, k_z, v_s, v_z, n_ok = kp_n, vp_n, ks_n, kz_n, vs_n, vz_n, ok_n
+        kp_n, vp_n, ks_n, kz_n, vs_n, vz_n, ok_n = _load_tile(kc, vc, ks, kz, vs, vz, start_n + BLOCK_N, hi,
+                                                              stride_ctok, stride_stok, DP, NG, BLOCK_N)
+        part = tl.dot(q0, tl.trans(_codes(kp, 0, BITS).to(dt)))  # [R, BLOCK_N]: q_g · c_g per group
         if PB > 1:
-            qk = tl.dot(q1, tl.trans(_dequant(kp, k_s, k_z, BITS, BITS).to(dt)), qk)
+            part = tl.dot(q1, tl.trans(_codes(kp, 1, BITS).to(dt)), part)
         if PB > 2:
-            qk = tl.dot(q2, tl.trans(_dequant(kp, k_s, k_z, 2 * BITS, BITS).to(dt)), qk)
-            qk = tl.dot(q3, tl.trans(_dequant(kp, k_s, k_z, 3 * BITS, BITS).to(dt)), qk)
+            part = tl.dot(q2, tl.trans(_codes(kp, 2, BITS).to(dt)), part)
+            part = tl.dot(q3, tl.trans(_codes(kp, 3, BITS).to(dt)), part)
+        qk = tl.sum(tl.reshape(part, (NG, GP, BLOCK_N)) * k_s[:, None, :], 0) \
+            + tl.sum(qsum[:, :, None] * k_z[:, None, :], 0)
         qk = tl.where(n_ok[None, :], qk * qk_scale, float("-inf"))
-        # online softmax (kernels._common.online_softmax_step, spelled out for the PB accumulators)
+        # online softmax (kernels._common.online_softmax_step, spelled out for the block-diagonal accumulators)
         m_ij = tl.maximum(m_i, tl.max(qk, 1))
         p = tl.math.exp2(qk - m_ij[:, None])
         alpha = tl.math.exp2(m_i - m_ij)
         l_i = l_i * alpha + tl.sum(p, 1)
         m_i = m_ij
-        p = p.to(dt)
-        v_s = _group_tile(vs_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
-        v_z = _group_tile(vz_ptr + s_base, row, n_ok, stride_stok, N_GROUPS, SUB, BLOCK_N)
-        acc0 = tl.dot(p, _dequant(vp, v_s, v_z, 0, BITS).to(dt), acc0 * alpha[:, None])
+        z_acc = z_acc * alpha[None, :] + tl.sum(p[None, :, :] * v_z[:, None, :], 2)
+        pv = tl.reshape(p[None, :, :] * v_s[:, None, :], (R, BLOCK_N)).to(dt)  # row (g, h): p · v_scale_g
+        a_r = tl.reshape(tl.broadcast_to(alpha[None, :], (NG, GP)), (R,))[:, None]
+        acc0 = tl.dot(pv, _codes(vp, 0, BITS).to(dt), acc0 * a_r)
         if PB > 1:
-            acc1 = tl.dot(p, _dequant(vp, v_s, v_z, BITS, BITS).to(dt), acc1 * alpha[:, None])
+            acc1 = tl.dot(pv, _codes(vp, 1, BITS).to(dt), acc1 * a_r)
         if PB > 2:
-            acc2 = tl.dot(p, _dequant(vp, v_s, v_z, 2 * BITS, BITS).to(dt), acc2 * alpha[:, None])
-            acc3 = tl.dot(p, _dequant(vp, v_s, v_z, 3 * BITS, BITS).to(dt), acc3 * alpha[:, None])
+            acc2 = tl.dot(pv, _codes(vp, 2, BITS).to(dt), acc2 * a_r)
+            acc3 = tl.dot(pv, _codes(vp, 3, BITS).to(dt), acc3 * a_r)
 
     nonempty = l_i > 0.0
-    l_safe = tl.where(nonempty, l_i, 1.0)
+    l_safe = tl.where(nonempty, l_i, 1.0)[:, None]
+    z_cols = tl.sum(tl.where(in_grp, z_acc[:, :, None], 0.0), 0)  # [GP, DP]: column j's group's Σ p·z
     out_ptrs = out_ptr + b * stride_ob + heads[:, None] * stride_oh + split * stride_os + offs_j[None, :] * PB
     out_t = out_ptr.dtype.element_ty
-    tl.store(out_ptrs, (acc0 / l_safe[:, None]).to(out_t), mask=g_ok[:, None])
+    tl.store(out_ptrs, ((_group_rows(acc0, in_grp, 0, BITS, NG, GP, DP) + z_cols) / l_safe).to(out_t),
+             mask=h_ok[:, None])
     if PB > 1:
-        tl.store(out_ptrs + 1, (acc1 / l_safe[:, None]).to(out_t), mask=g_ok[:, None])
+        tl.store(out_ptrs + 1, ((_group_rows(acc1, in_grp, 1, BITS, NG, GP, DP) + z_cols) / l_safe).to(out_t),
+                 mask=h_ok[:, None])
     if PB > 2:
-        tl.store(out_ptrs + 2, (acc2 / l_safe[:, None]).to(out_t), mask=g_ok[:, None])
-        tl.store(out_ptrs + 3, (acc3 / l_safe[:, None]).to(out_t), mask=g_ok[:, None])
+        tl.store(out_ptrs + 2, ((_group_rows(acc2, in_grp, 2, BITS, NG, GP, DP) + z_cols) / l_safe).to(out_t),
+                 mask=h_ok[:, None])
+        tl.store(out_ptrs + 3, ((_group_rows(acc3, in_grp, 3, BITS, NG, GP, DP) + z_cols) / l_safe).to(out_t),
+                 mask=h_ok[:, None])
     if not DIRECT:
-        lse = tl.where(nonempty, m_i + tl.math.log2(l_safe), float("-inf"))
-        tl.store(lse_ptr + b * stride_lb + heads * stride_lh + split, lse, mask=g_ok)
+        lse = tl.where(nonempty, m_i + tl.math.log2(tl.where(nonempty, l_i, 1.0)), float("-inf"))
+        tl.store(lse_ptr + b * stride_lb + heads * stride_lh + split, lse, mask=h_ok)
 
 
 # ---- the quantized format (torch) -------------------------------------------------------------------------
@@ -212,6 +270,9 @@ def _check(q, k, v, context_lens, bits):
             raise ValueError(f"{name} must be fp16 {tuple(scale.shape)} like k scale, got {t.dtype} {tuple(t.shape)}")
     if D % scale.shape[3]:
         raise ValueError(f"group count {scale.shape[3]} does not divide head_dim {D}")
+    if (D // scale.shape[3]) % (8 // bits) or (scale.shape[3] & (scale.shape[3] - 1)):
+        raise ValueError(f"group_size ({D // scale.shape[3]}) must be a multiple of {8 // bits} (codes per byte) "
+                         f"leaving a power-of-two group count")
     if v[0].shape != codes.shape or v[0].stride() != codes.stride():
         raise ValueError("v codes must have k codes' shape and strides")
     if codes.stride(3) != 1 or scale.stride(3) != 1:
@@ -220,6 +281,12 @@ def _check(q, k, v, context_lens, bits):
         raise ValueError(f"n_q_heads ({Hq}) must be a multiple of n_kv_heads ({codes.shape[1]})")
     if context_lens.shape != (B,) or context_lens.dtype != torch.int32:
         raise ValueError(f"context_lens must be int32 of shape ({B},)")
+
+
+def _rows_per_group(group: int, n_groups: int) -> int:
+    """Rows per scale group of the block-diagonal operand: the query-head group padded to a power of two,
+    and to 16 rows in all (a tensor-core dot's smallest M)."""
+    return max(triton.next_power_of_2(group), triton.cdiv(16, n_groups))
 
 
 def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_splits=None) -> torch.Tensor:
@@ -259,7 +326,7 @@ def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_
         part.stride(0), part.stride(1), part.stride(2),
         *lse_strides,
         group, tokens_per_split,
-        HEAD_DIM=D, G_PAD=max(16, triton.next_power_of_2(group)), BITS=bits, GROUP=group_size,
+        HEAD_DIM=D, GP=_rows_per_group(group, D // group_size), BITS=bits, GROUP=group_size,
         DIRECT=direct, DOT_F32=_INTERPRET and q.dtype == torch.bfloat16,
     )
     if not direct:

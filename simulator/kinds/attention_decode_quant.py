@@ -25,7 +25,7 @@ from simulator.kinds.base import Op, OpKind, ShapeField
 NAME = "attention_decode_quant"
 KERNEL_BITS = (8, 4, 2)
 SCALE_BYTES = 2.0  # fp16 scale, fp16 zero-point
-DEQUANT_OPS_PER_ELEMENT = 3.0  # unpack (shift + mask), then x·scale + zero (one FMA)
+DEQUANT_OPS_PER_ELEMENT = 3.0  # mask, OR, subtract (kernels/attention_decode_quant._codes; scales folded out)
 
 
 def kernel_kv_bytes(batch, context, n_kv_heads, head_dim, bits, group_size):
