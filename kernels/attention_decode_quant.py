@@ -99,20 +99,19 @@ _ASM2 = tl.constexpr(
 def _planes(packed, BITS: tl.constexpr, ASM: tl.constexpr):
     """The PB = 8 / BITS fp16 planes ``_codes`` gives for a uint8 tile (unused slots repeat plane 0): in PTX
     on a GPU (ASM), in Triton arithmetic under the interpreter."""
-    f16: tl.constexpr = tl.float16
     if ASM and BITS == 8:
-        p0 = tl.inline_asm_elementwise(_ASM8, "=r,=r,r", [packed], dtype=f16, is_pure=True, pack=4)
+        p0 = tl.inline_asm_elementwise(_ASM8, "=r,=r,r", [packed], dtype=tl.float16, is_pure=True, pack=4)
         p1 = p0
         p2 = p0
         p3 = p0
     elif ASM and BITS == 4:
-        p0, p1 = tl.inline_asm_elementwise(_ASM4, "=r,=r,=r,=r,r", [packed], dtype=(f16, f16), is_pure=True,
+        p0, p1 = tl.inline_asm_elementwise(_ASM4, "=r,=r,=r,=r,r", [packed], dtype=(tl.float16, tl.float16), is_pure=True,
                                            pack=4)
         p2 = p0
         p3 = p0
     elif ASM:
         p0, p1, p2, p3 = tl.inline_asm_elementwise(_ASM2, "=r,=r,=r,=r,=r,=r,=r,=r,r", [packed],
-                                                   dtype=(f16, f16, f16, f16), is_pure=True, pack=4)
+                                                   dtype=(tl.float16,) * 4, is_pure=True, pack=4)
     else:
         p0 = _codes(packed, 0, BITS)
         p1 = p0
