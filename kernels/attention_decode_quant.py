@@ -54,7 +54,7 @@ else:
 
 @triton.jit
 def _codes(packed, P: tl.constexpr, BITS: tl.constexpr):
-    """fp16 2^(P·BITS) · (c − 2^(BITS−1)) for the BITS-bit code c at bit P·BITS of each byte,
+    """fp16 2^(P·BITS) · (c − 2^(BITS−1)) for the BITS-bit code c at bit P·BITS of each int16-widened byte,
     exactly: the code is masked in place (no shift), the exponent bits of 1024 (0x6400) are OR-ed in, making
     the fp16 number 1024 + 2^(P·BITS) · c (< 2048: exact), and one subtract removes the 1024 and the
     midpoint. The power of two is undone on the small operand (q, or the output) instead of on every element.
@@ -63,66 +63,7 @@ def _codes(packed, P: tl.constexpr, BITS: tl.constexpr):
     grew to ~2^(BITS−1) · scale per unit weight, only for the zero-point term to cancel it at the end, and
     the tensor cores' accumulation error on that large sum reached 2% of the output at 32K tokens, int8."""
     mid: tl.constexpr = 1024.0 + (1 << (P * BITS)) * (1 << (BITS - 1))
-    c = packed.to(tl.int16) & (((1 << BITS) - 1) << (P * BITS))
-    return (c | 0x6400).to(tl.float16, bitcast=True) - mid
-
-
-# The same planes in PTX, four packed bytes per instance (``_planes``): prmt spreads bytes b0, b1 (and b2,
-# b3) into the low bytes of two 16-bit halves, one lop3 per plane masks the code in place and ORs in 0x6400
-# (two fp16 numbers 1024 + 2^(p·bits)·c at once), one sub.f16x2 removes 1024 + 2^(p·bits)·2^(bits−1) from both.
-# 8 bits: prmt alone writes the 0x64 exponent bytes. About one instruction per element instead of four.
-_ASM8 = tl.constexpr(
-    "{ .reg .b32 e, k; mov.b32 e, 0x64646464; mov.b32 k, 0x64806480; "
-    "prmt.b32 $0, $2, e, 0x4140; prmt.b32 $1, $2, e, 0x4342; "
-    "sub.f16x2 $0, $0, k; sub.f16x2 $1, $1, k; }")
-_ASM4 = tl.constexpr(
-    "{ .reg .b32 t0, t1, z, m0, m1, e, k0, k1; mov.b32 z, 0; mov.b32 e, 0x64006400; "
-    "mov.b32 m0, 0x000F000F; mov.b32 m1, 0x00F000F0; mov.b32 k0, 0x64086408; mov.b32 k1, 0x64806480; "
-    "prmt.b32 t0, $4, z, 0x4140; prmt.b32 t1, $4, z, 0x4342; "
-    "lop3.b32 $0, t0, m0, e, 0xEA; lop3.b32 $1, t1, m0, e, 0xEA; "
-    "lop3.b32 $2, t0, m1, e, 0xEA; lop3.b32 $3, t1, m1, e, 0xEA; "
-    "sub.f16x2 $0, $0, k0; sub.f16x2 $1, $1, k0; sub.f16x2 $2, $2, k1; sub.f16x2 $3, $3, k1; }")
-_ASM2 = tl.constexpr(
-    "{ .reg .b32 t0, t1, z, e, m, k; mov.b32 z, 0; mov.b32 e, 0x64006400; "
-    "prmt.b32 t0, $8, z, 0x4140; prmt.b32 t1, $8, z, 0x4342; "
-    "mov.b32 m, 0x00030003; mov.b32 k, 0x64026402; "
-    "lop3.b32 $0, t0, m, e, 0xEA; lop3.b32 $1, t1, m, e, 0xEA; sub.f16x2 $0, $0, k; sub.f16x2 $1, $1, k; "
-    "mov.b32 m, 0x000C000C; mov.b32 k, 0x64086408; "
-    "lop3.b32 $2, t0, m, e, 0xEA; lop3.b32 $3, t1, m, e, 0xEA; sub.f16x2 $2, $2, k; sub.f16x2 $3, $3, k; "
-    "mov.b32 m, 0x00300030; mov.b32 k, 0x64206420; "
-    "lop3.b32 $4, t0, m, e, 0xEA; lop3.b32 $5, t1, m, e, 0xEA; sub.f16x2 $4, $4, k; sub.f16x2 $5, $5, k; "
-    "mov.b32 m, 0x00C000C0; mov.b32 k, 0x64806480; "
-    "lop3.b32 $6, t0, m, e, 0xEA; lop3.b32 $7, t1, m, e, 0xEA; sub.f16x2 $6, $6, k; sub.f16x2 $7, $7, k; }")
-
-
-@triton.jit
-def _planes(packed, BITS: tl.constexpr, ASM: tl.constexpr):
-    """The PB = 8 / BITS fp16 planes ``_codes`` gives for a uint8 tile (unused slots repeat plane 0): in PTX
-    on a GPU (ASM), in Triton arithmetic under the interpreter."""
-    if ASM and BITS == 8:
-        p0 = tl.inline_asm_elementwise(_ASM8, "=r,=r,r", [packed], dtype=tl.float16, is_pure=True, pack=4)
-        p1 = p0
-        p2 = p0
-        p3 = p0
-    elif ASM and BITS == 4:
-        p0, p1 = tl.inline_asm_elementwise(_ASM4, "=r,=r,=r,=r,r", [packed], dtype=(tl.float16, tl.float16), is_pure=True,
-                                           pack=4)
-        p2 = p0
-        p3 = p0
-    elif ASM:
-        p0, p1, p2, p3 = tl.inline_asm_elementwise(_ASM2, "=r,=r,=r,=r,=r,=r,=r,=r,r", [packed],
-                                                   dtype=(tl.float16,) * 4, is_pure=True, pack=4)
-    else:
-        p0 = _codes(packed, 0, BITS)
-        p1 = p0
-        p2 = p0
-        p3 = p0
-        if BITS < 8:
-            p1 = _codes(packed, 1, BITS)
-        if BITS < 4:
-            p2 = _codes(packed, 2, BITS)
-            p3 = _codes(packed, 3, BITS)
-    return p0, p1, p2, p3
+    return ((packed & (((1 << BITS) - 1) << (P * BITS))) | 0x6400).to(tl.float16, bitcast=True) - mid
 
 
 @triton.jit
@@ -148,13 +89,13 @@ def _group_rows(x, in_grp, P: tl.constexpr, BITS: tl.constexpr, NG: tl.constexpr
 def _load_tile(kc, vc, ks, kz, vs, vz, start_n, hi, stride_ctok, stride_stok, DP: tl.constexpr, NG: tl.constexpr,
                BLOCK_N: tl.constexpr):
     """Tokens [start_n, start_n + BLOCK_N) of one (sequence, kv-head): K and V packed codes [BLOCK_N, DP]
-    (uint8), their scales and zero-points transposed [NG, BLOCK_N] fp32, and the in-range mask."""
+    (int16-widened), their scales and zero-points transposed [NG, BLOCK_N] fp32, and the in-range mask."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
     n_ok = offs_n < hi
     row = offs_n.to(tl.int64)
     byte_off = row[:, None] * stride_ctok + tl.arange(0, DP)[None, :]
-    kp = tl.load(kc + byte_off, mask=n_ok[:, None], other=0)
-    vp = tl.load(vc + byte_off, mask=n_ok[:, None], other=0)
+    kp = tl.load(kc + byte_off, mask=n_ok[:, None], other=0).to(tl.int16)
+    vp = tl.load(vc + byte_off, mask=n_ok[:, None], other=0).to(tl.int16)
     s_off = row[None, :] * stride_stok + tl.arange(0, NG)[:, None]
     s_ok = n_ok[None, :]
     return (kp, vp, tl.load(ks + s_off, mask=s_ok, other=0.0).to(tl.float32),
@@ -175,7 +116,7 @@ def _quant_split_kernel(
     stride_lb, stride_lh,
     group_size, tokens_per_split,
     HEAD_DIM: tl.constexpr, GP: tl.constexpr, BITS: tl.constexpr, GROUP: tl.constexpr,
-    DIRECT: tl.constexpr, DOT_F32: tl.constexpr, ASM: tl.constexpr, BLOCK_N: tl.constexpr,
+    DIRECT: tl.constexpr, DOT_F32: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """Program (b, kv-head, split): partial attention of its query-head group over its token chunk.
 
@@ -191,8 +132,7 @@ def _quant_split_kernel(
     softmax weights are multiplied by each group's scale ([NG·GP, BLOCK_N]) before the dot with raw codes,
     and Σ_n p·z is a [GP, NG] side sum. GQA groups of 4 with 4 scale groups fill the 16 rows a tensor-core
     dot pads to anyway, so the block-diagonal layout costs no extra dot work there. Per code element the
-    program does a mask, an OR and a subtract (``_codes``; on a GPU two elements per instruction, ``_planes``):
-    no shift, no int→float conversion, no FMA.
+    program does a mask, an OR and a subtract (``_codes``): no shift, no int→float conversion, no FMA.
     """
     b, kvh, split, lo, hi = split_bounds(ctx_ptr, tokens_per_split)
     PB: tl.constexpr = 8 // BITS
@@ -246,13 +186,12 @@ def _quant_split_kernel(
         v_z = v_z + v_s * MID
         kp_n, vp_n, ks_n, kz_n, vs_n, vz_n, ok_n = _load_tile(kc, vc, ks, kz, vs, vz, start_n + BLOCK_N, hi,
                                                               stride_ctok, stride_stok, DP, NG, BLOCK_N)
-        k0, k1, k2, k3 = _planes(kp, BITS, ASM)
-        part = tl.dot(q0, tl.trans(k0.to(dt)))  # [R, BLOCK_N]: q_g · c_g per group
+        part = tl.dot(q0, tl.trans(_codes(kp, 0, BITS).to(dt)))  # [R, BLOCK_N]: q_g · c_g per group
         if PB > 1:
-            part = tl.dot(q1, tl.trans(k1.to(dt)), part)
+            part = tl.dot(q1, tl.trans(_codes(kp, 1, BITS).to(dt)), part)
         if PB > 2:
-            part = tl.dot(q2, tl.trans(k2.to(dt)), part)
-            part = tl.dot(q3, tl.trans(k3.to(dt)), part)
+            part = tl.dot(q2, tl.trans(_codes(kp, 2, BITS).to(dt)), part)
+            part = tl.dot(q3, tl.trans(_codes(kp, 3, BITS).to(dt)), part)
         qk = tl.sum(tl.reshape(part, (NG, GP, BLOCK_N)) * k_s[:, None, :], 0) \
             + tl.sum(qsum[:, :, None] * k_z[:, None, :], 0)
         qk = tl.where(n_ok[None, :], qk * qk_scale, float("-inf"))
@@ -265,13 +204,12 @@ def _quant_split_kernel(
         z_acc = z_acc * alpha[None, :] + tl.sum(p[None, :, :] * v_z[:, None, :], 2)
         pv = tl.reshape(p[None, :, :] * v_s[:, None, :], (R, BLOCK_N)).to(dt)  # row (g, h): p · v_scale_g
         a_r = tl.reshape(tl.broadcast_to(alpha[None, :], (NG, GP)), (R,))[:, None]
-        v0, v1, v2, v3 = _planes(vp, BITS, ASM)
-        acc0 = tl.dot(pv, v0.to(dt), acc0 * a_r)
+        acc0 = tl.dot(pv, _codes(vp, 0, BITS).to(dt), acc0 * a_r)
         if PB > 1:
-            acc1 = tl.dot(pv, v1.to(dt), acc1 * a_r)
+            acc1 = tl.dot(pv, _codes(vp, 1, BITS).to(dt), acc1 * a_r)
         if PB > 2:
-            acc2 = tl.dot(pv, v2.to(dt), acc2 * a_r)
-            acc3 = tl.dot(pv, v3.to(dt), acc3 * a_r)
+            acc2 = tl.dot(pv, _codes(vp, 2, BITS).to(dt), acc2 * a_r)
+            acc3 = tl.dot(pv, _codes(vp, 3, BITS).to(dt), acc3 * a_r)
 
     nonempty = l_i > 0.0
     l_safe = tl.where(nonempty, l_i, 1.0)[:, None]
@@ -397,7 +335,7 @@ def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_
         *lse_strides,
         group, tokens_per_split,
         HEAD_DIM=D, GP=_rows_per_group(group, D // group_size), BITS=bits, GROUP=group_size,
-        DIRECT=direct, DOT_F32=_INTERPRET and q.dtype == torch.bfloat16, ASM=not _INTERPRET,
+        DIRECT=direct, DOT_F32=_INTERPRET and q.dtype == torch.bfloat16,
     )
     if not direct:
         _bf16._decode_reduce_kernel[(B, Hq)](
