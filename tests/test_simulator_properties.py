@@ -218,3 +218,26 @@ def test_triton_decode_follows_the_kernels_split_steps():
                 for c in (1023, 1024)] for impl in ("triton", "vendor")}
     assert t["triton"][1] < t["triton"][0]
     assert t["vendor"][1] >= t["vendor"][0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=st.floats(1.0, 16.0), n=st.integers(1, 40), zeros=st.booleans())
+def test_knee_table_matches_the_closed_form(p, n, zeros):
+    """Arrays take the knee from an interpolated table; it must equal (tc^p + tm^p)^(1/p) to 2e-7, with
+    broadcasting, both-zero entries and exact ties (r = 1, the table's last point) included; p spans the
+    calibration bounds of ``gemm.knee_exponent``."""
+    import numpy as np
+
+    from simulator.roofline import knee
+
+    rng = np.random.default_rng(n)
+    tc = rng.random((n, 1)) * 10.0 ** rng.uniform(-7, -1, (n, 1))
+    tm = rng.random((1, n + 3)) * 1e-4
+    tm[0, 0] = tc[0, 0]  # a tie
+    if zeros:
+        tc[0, 0] = tm[0, 0] = tm[0, 1] = 0.0
+    exact = (tc ** p + tm ** p) ** (1.0 / p)
+    got = knee(tc, tm, p)
+    assert got.shape == exact.shape
+    assert np.allclose(got, exact, rtol=2e-7, atol=0.0)
+    assert float(knee(tc[0, 0], tm[0, 2], p)) == pytest.approx(float(exact[0, 2]), rel=1e-12)
