@@ -35,6 +35,8 @@ STATES = ("sustained", "burst")
 TENSOR_KINDS = frozenset({"gemm", "attention_prefill", "attention_decode"})
 # Kinds whose DRAM bytes are staged through shared memory into tensor-core work (``PowerParams.stage_power_frac``).
 STAGED_KINDS = frozenset({"attention_decode"})
+# Kinds whose counted bytes are the fused minimum while the calibrated time is that of unfused eager passes.
+UNFUSED_KINDS = frozenset({"elementwise"})
 _SETTLE_ITERATIONS = 8  # regula falsi steps: P(φ) is smooth, 8 reach ~1e-6 W
 # Within 50 mW of the limit is settled: the measured power it is checked against varies by ~1% (7 W at 700 W);
 # a tighter stop costs a fifth re-timing of every over-limit node of a sweep (sweep: 0.95 → 0.84 s per 1M points).
@@ -60,12 +62,15 @@ class PowerModel:
     phi_max: float  # 1, or a locked clock / boost
     phi_min: float
     boost_clock_hz: float
-    hw: Any = field(default=None, repr=False, compare=False)
-    tensor_8bit_energy_frac: float = 0.5  # energy of an 8-bit tensor FLOP / a bf16 one  # for the kinds' DRAM-traffic rules
+    hw: Any = field(default=None, repr=False, compare=False)  # for the kinds' DRAM-traffic rules
+    tensor_8bit_energy_frac: float = 0.5  # energy of an 8-bit tensor FLOP / a bf16 one
+    elementwise_traffic_frac: float = 1.0  # DRAM bytes an elementwise op moves / its counted bytes
 
     def dram_bytes(self, op):
-        """DRAM bytes of one execution of ``op`` as the memory controller sees them (tile re-reads)."""
-        return KINDS[op.kind].dram_bytes(op, self.hw)
+        """DRAM bytes of one execution of ``op`` as the memory controller sees them: tile re-reads (the
+        kind's rule), and for elementwise ops the unfused passes (``elementwise_traffic_frac``)."""
+        dram = KINDS[op.kind].dram_bytes(op, self.hw)
+        return dram * self.elementwise_traffic_frac if op.kind in UNFUSED_KINDS else dram
 
     def power_w(self, phi, step_s, busy_s, sm_j, dram_bytes):
         """Mean board power of a pass of ``step_s`` (kernels busy ``busy_s``) at clock fraction ``phi``;
@@ -104,6 +109,22 @@ def op_power_w(pm: PowerModel, op, t, phi):
     return pm.power_w(phi, t.time_s, t.time_s, *op_work(pm, op))
 
 
+def elementwise_traffic_frac(prm) -> float:
+    """DRAM bytes an elementwise op moves per byte it counts: copy efficiency / elementwise efficiency, at least 1.
+
+    The op counts the fused minimum (an RMSNorm reads x and writes its output: 4 B per bf16 element), but its
+    time is calibrated on eager PyTorch layers (``MemoryParams.elementwise_efficiency_frac``, 0.14 of HBM
+    bandwidth on the H200), where the norm is seven kernels through fp32 temporaries (``validate/layers.py``
+    ``_rms``: x.float(), pow, mean, rsqrt, two multiplies, .to(bf16); ~36 B per element), RoPE and SiLU·up
+    several more. Each of those passes streams at about the copy rate, so the traffic behind the measured time
+    is the counted bytes × copy efficiency / elementwise efficiency (6.4× on the H200), and that traffic is what
+    draws DRAM power: an eager prefill layer's norms and activations are 35% of its time, and counting only
+    their minimum bytes put the GEMM phases at a clock 6% above the measured one to fill the power limit
+    (H200, states.csv). Fused elementwise kernels (efficiency at the copy rate) move their counted bytes."""
+    m = prm.memory
+    return max(1.0, m.copy_efficiency_frac / m.elementwise_efficiency_frac)
+
+
 def power_model(hw, prm, state="sustained", power_cap_w=None, sm_clock_hz=None) -> PowerModel:
     """The power model of ``hw`` with ``prm.power``; checks the what-if inputs against the device."""
     if state not in STATES:
@@ -127,7 +148,8 @@ def power_model(hw, prm, state="sustained", power_cap_w=None, sm_clock_hz=None) 
                       p.tensor_power_frac * hw.tdp_w / hw.peak(sixteen_bit_dtype(hw)),
                       p.stage_power_frac * hw.tdp_w / hw.memory_bandwidth_bytes_per_s, dram_j,
                       min(p.hbm_device_j_per_byte, dram_j), p.voltage_exponent, cap,
-                      phi_max, min(p.min_clock_frac, phi_max), hw.boost_clock_hz, hw, p.tensor_8bit_energy_frac)
+                      phi_max, min(p.min_clock_frac, phi_max), hw.boost_clock_hz, hw, p.tensor_8bit_energy_frac,
+                      elementwise_traffic_frac(prm))
 
 
 def _checked(value, name: str) -> float:

@@ -34,6 +34,11 @@ def _predict_layer_row(hw, row: dict, cal: Calibration):
     return float(r.time_s), float(r.power_w), float(r.clock_hz)
 
 
+def predict_state_row(hw, row: dict, cal: Calibration):
+    """(time_s, power_w, clock_hz) the model predicts for one states.csv row (kernel or layer step)."""
+    return (_predict_layer_row if row["kernel"] == "layer" else _predict_kernel_row)(hw, row, cal)
+
+
 def _class(row: dict) -> str:
     if row["kernel"] != "layer":
         return f"{row['kernel']}_{row['state']}"
@@ -49,8 +54,7 @@ def compare_states(hardware_id: str, states: pd.DataFrame, calibrations: dict[st
     for label, cal in calibrations.items():
         cal = cal if cal is not None else DEFAULT_CALIBRATION
         for row in states.to_dict("records"):
-            predict = _predict_layer_row if row["kernel"] == "layer" else _predict_kernel_row
-            predicted = predict(hw, row, cal)
+            predicted = predict_state_row(hw, row, cal)
             measured = (row["median_s"], row.get("mean_power_w"), row.get("mean_sm_clock_hz"))
             for q, m, p in zip(QUANTITIES, measured, predicted):
                 if q != "time_s" and row["state"] != "sustained":
@@ -80,4 +84,4 @@ def by_quantity(cases: pd.DataFrame, split: str | None = "score") -> pd.DataFram
     return pd.DataFrame({"n_cases": g.size(), "mape_frac": g.mean(), "max_abs_err_frac": g.max()}).reset_index()
 
 
-__all__ = ["QUANTITIES", "by_quantity", "compare_states", "summarize_states"]
+__all__ = ["QUANTITIES", "by_quantity", "compare_states", "predict_state_row", "summarize_states"]

@@ -9,7 +9,7 @@ sustained — tensor FLOP/s and DRAM bytes/s (kernels back to back, so the SMs a
 (R_staged: the DRAM bytes/s of decode attention, ``simulator.power.STAGED_KINDS``; k_s is fitted where at
 least ``MIN_STAGED_POINTS`` such cases were measured, else keeps its prior) linear in (a, k_t, k_d, k_s) for a
 fixed γ: non-negative least squares on relative residuals for each γ of a
-grid, keeping the best. P_idle is the idle run's power. Points: ``power.csv`` (compute: 8192³ bf16
+grid, keeping the best (calibration: the γ whose settled clocks best match the sustained rows, ``fit_power``). P_idle is the idle run's power. Points: ``power.csv`` (compute: 8192³ bf16
 GEMMs; memory: 2 GiB copies; idle) and the "sustained" rows of ``states.csv`` (kernels of every class
 held at the power limit). With fewer than ``MIN_POINTS_FOR_SHAPE`` points only k_t and k_d are fitted
 (a and γ keep their priors).
@@ -25,17 +25,19 @@ from hwspecs.calibration import EffectParams
 import simulator
 from simulator.kinds import KINDS
 from simulator.kinds.gemm import flops as gemm_flops
-from simulator.power import EIGHT_BIT_DTYPES, STAGED_KINDS, TENSOR_KINDS
+from simulator.power import EIGHT_BIT_DTYPES, STAGED_KINDS, TENSOR_KINDS, power_model
 
 POWER_GEMM_SIZE = 8192  # validate/power.py's compute run: back-to-back 8192³ bf16 GEMMs
 GAMMA_GRID = np.round(np.arange(0.0, 3.01, 0.1), 2)
 MIN_POINTS_FOR_SHAPE = 5
 
 
-def power_points(hw, power: pd.DataFrame | None, states: pd.DataFrame | None) -> pd.DataFrame:
+def power_points(hw, power: pd.DataFrame | None, states: pd.DataFrame | None,
+                 params: EffectParams | None = None) -> pd.DataFrame:
     """One row per steady run: case, phi, power_w, tensor FLOP/s in 16-bit and in 8-bit dtypes
     (tensor_flops_per_s, tensor_8bit_flops_per_s), dram_bytes_per_s, staged_bytes_per_s (the DRAM bytes/s
-    of a STAGED_KINDS kernel, else 0)."""
+    of a STAGED_KINDS kernel, else 0). ``params``: the effects the layer steps' DRAM traffic is counted with
+    (``simulator.power.PowerModel.dram_bytes``: the elementwise ops' unfused passes); default the priors."""
     rows = []
     if power is not None:
         for r in power.to_dict("records"):
@@ -50,7 +52,7 @@ def power_points(hw, power: pd.DataFrame | None, states: pd.DataFrame | None) ->
     if states is not None and len(states):
         sus = states[(states["state"] == "sustained") & (states["median_s"] > 0) & (states["mean_power_w"] > 0)]
         for r in sus.to_dict("records"):
-            work = _layer_work(hw, r) if r["kernel"] == "layer" else _kernel_work(hw, r)
+            work = _layer_work(hw, r, params) if r["kernel"] == "layer" else _kernel_work(hw, r)
             rows.append((f"states:{r['case_id']}", r["mean_sm_clock_hz"] / hw.boost_clock_hz, r["mean_power_w"],
                          *(w / r["median_s"] for w in work)))
     return pd.DataFrame(rows, columns=["case", "phi", "power_w", "tensor_flops_per_s", "tensor_8bit_flops_per_s",
@@ -65,15 +67,18 @@ def _kernel_work(hw, row) -> tuple[float, float, float, float]:
     return 0.0 if eight else flops, flops if eight else 0.0, dram, dram if row["kernel"] in STAGED_KINDS else 0.0
 
 
-def _layer_work(hw, row) -> tuple[float, float, float, float]:
-    """``_kernel_work`` of one measured decoder-layer step: summed over the model's ops of the step."""
+def _layer_work(hw, row, params: EffectParams | None) -> tuple[float, float, float, float]:
+    """``_kernel_work`` of one measured decoder-layer step: summed over the model's ops of the step, their
+    DRAM bytes as the power model counts them under ``params``."""
     from validate.rows import layer_result
 
+    params = EffectParams(impl="vendor") if params is None else params
+    pm = power_model(hw, params, "burst")
     out = np.zeros(4)
-    for op, _ in layer_result(hw, row, EffectParams(impl="vendor"), "burst").pairs:
+    for op, _ in layer_result(hw, row, params, "burst").pairs:
         flops = op.flops if op.kind in TENSOR_KINDS else 0.0
         eight = op.compute_dtype in EIGHT_BIT_DTYPES
-        dram = KINDS[op.kind].dram_bytes(op, hw)
+        dram = pm.dram_bytes(op)
         out += op.n_repeats * np.array([0.0 if eight else flops, flops if eight else 0.0, dram,
                                         dram if op.kind in STAGED_KINDS else 0.0])
     return tuple(float(x) for x in out)
@@ -110,11 +115,19 @@ def _design(hw, pts: pd.DataFrame, gamma: float, eight_bit_frac: float | None, s
     return np.column_stack(cols + ([per_flop * r_8] if eight_bit_frac is None else []))
 
 
-def fit_power(hw, power: pd.DataFrame | None, states: pd.DataFrame | None, params: EffectParams) -> EffectParams:
+def fit_power(hw, power: pd.DataFrame | None, states: pd.DataFrame | None, params: EffectParams,
+              gamma_by_clock: bool = False) -> EffectParams:
     """``params`` with the power group fitted (unchanged where there is nothing to fit). The 8-bit energy
     ratio is fitted only with enough 8-bit cases and the full shape fit, the staged-byte energy only with
-    enough decode-attention cases; else each keeps its prior."""
-    pts = power_points(hw, power, states)
+    enough decode-attention cases; else each keeps its prior.
+
+    γ: the grid value whose fit has the smallest power residual, or with ``gamma_by_clock`` (calibration
+    on measured states) the one whose settled clocks best match the sustained rows of ``states``
+    (``settled_clock_error``). Power measured at the measured clock hardly pins γ: on the H200 fit half
+    every γ from 1.2 to 2.2 explains it within 2.3-2.5%, with the other terms trading against it, while the
+    clock each γ settles at moves by up to 6% (flash attention at 1.4 sat 5% too fast, at 2.2 1.2%); the
+    clock is what the power model predicts the limit holds, so that is what chooses γ."""
+    pts = power_points(hw, power, states, params)
     idle = idle_power_w(power)
     if idle is None or len(pts) < 2:
         return params
@@ -141,16 +154,44 @@ def fit_power(hw, power: pd.DataFrame | None, states: pd.DataFrame | None, param
     else:
         fits = [(*nnls(_design(hw, pts, g, frac, staged) * weight[:, None], target(g) * weight)[::-1], g)
                 for g in GAMMA_GRID]
+        clocked = _clock_rows(states) if gamma_by_clock else None
+        if clocked is not None and len(clocked):
+            return min((_with_power_fit(params, idle, c, g, staged, own_8bit, frac) for _, c, g in fits),
+                       key=lambda q: settled_clock_error(hw, clocked, q))
         _, coef, gamma = min(fits, key=lambda f: f[0])
+    return _with_power_fit(params, idle, coef, gamma, staged, own_8bit, frac)
+
+
+def _with_power_fit(params: EffectParams, idle: float, coef, gamma: float, staged: bool, own_8bit: bool,
+                    frac: float | None) -> EffectParams:
+    """``params`` with one fit's coefficients (a, k_t, k_d[, k_s][, k_t8]) at ``gamma``."""
     a, k_t, k_d = coef[:3]
-    if staged:
-        k_s = coef[3]
+    k_s = coef[3] if staged else params.power.stage_power_frac
     if own_8bit and k_t > 0:
         frac = float(coef[3 + staged] / k_t)
+    elif own_8bit:
+        frac = params.power.tensor_8bit_energy_frac
     return params.with_values({"power.idle_power_w": idle, "power.active_power_frac": float(a),
                                "power.tensor_power_frac": float(k_t), "power.dram_power_frac": float(k_d),
                                "power.stage_power_frac": float(k_s), "power.voltage_exponent": float(gamma),
                                "power.tensor_8bit_energy_frac": float(frac)})
+
+
+def _clock_rows(states: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The sustained rows of ``states`` with a measured clock (kernels the model knows, and layer steps)."""
+    if states is None or not len(states) or "mean_sm_clock_hz" not in states:
+        return None
+    ok = (states["state"] == "sustained") & (states["mean_sm_clock_hz"] > 0)
+    return states[ok & (states["kernel"].isin(list(KINDS)) | (states["kernel"] == "layer"))]
+
+
+def settled_clock_error(hw, rows: pd.DataFrame, params: EffectParams) -> float:
+    """Mean |predicted / measured − 1| of the settled SM clock over sustained ``rows`` under ``params``."""
+    from validate.compare_states import predict_state_row
+
+    cal = _as_calibration(hw, params)
+    errs = [predict_state_row(hw, r, cal)[2] / r["mean_sm_clock_hz"] - 1.0 for r in rows.to_dict("records")]
+    return float(np.mean(np.abs(errs)))
 
 
 def fit_eager_calls(hw, states: pd.DataFrame | None, params: EffectParams) -> EffectParams:
