@@ -243,6 +243,13 @@ class PowerParams(_Group):
     # twice bf16's within one TDP. Fitted where 8-bit cases were measured (H200: an fp8 8192³ GEMM ran
     # 1.8× the FLOP/s of bf16 at the same ~695 W and a lower clock, 1330 vs 1461 MHz).
     tensor_8bit_energy_frac: float = fit_field(0.5, stage="power", ge=0, le=2)
+    # Energy of a prefill-attention FLOP relative to a GEMM's at the same dtype: flash attention also computes
+    # exp, max and the rescale of every score on the SMs' FMA and special-function units between its two
+    # tensor-core products (FlashAttention-3, arXiv 2407.08608: the exponentials are the bottleneck beside the
+    # matmuls). Prior 1 (no extra); fitted where prefill-attention cases were measured: 1.17 on an H200 (hwperf
+    # measurement 2026-12-01, states.csv: at their measured 1.66-1.75 GHz, SDPA cases held at the 700 W limit
+    # drew 6-8% more on average, up to 14%, than a GEMM's energy per FLOP explained).
+    attention_flop_energy_frac: float = fit_field(1.0, stage="power", ge=0, le=5)
     dram_power_frac: float = fit_field(0.7, stage="power", ge=0, le=5)
     # SM work per DRAM byte of decode attention (simulator.power.STAGED_KINDS: KV bytes staged through shared
     # memory into the tensor cores and the softmax), × TDP / HBM bandwidth like dram_power_frac, scaling as

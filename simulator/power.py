@@ -33,6 +33,8 @@ from simulator.kinds import KINDS
 STATES = ("sustained", "burst")
 # Kinds whose FLOPs run on the tensor cores; the rest (norms, activations) are counted in the active power.
 TENSOR_KINDS = frozenset({"gemm", "attention_prefill", "attention_decode"})
+# Kinds whose FLOPs also carry an online softmax on the SMs (``PowerParams.attention_flop_energy_frac``).
+SOFTMAX_KINDS = frozenset({"attention_prefill"})
 # Kinds whose DRAM bytes are staged through shared memory into tensor-core work (``PowerParams.stage_power_frac``).
 STAGED_KINDS = frozenset({"attention_decode"})
 # Kinds whose counted bytes are the fused minimum while the calibrated time is that of unfused eager passes.
@@ -64,6 +66,7 @@ class PowerModel:
     boost_clock_hz: float
     hw: Any = field(default=None, repr=False, compare=False)  # for the kinds' DRAM-traffic rules
     tensor_8bit_energy_frac: float = 0.5  # energy of an 8-bit tensor FLOP / a bf16 one
+    attention_flop_energy_frac: float = 1.0  # energy of a prefill-attention FLOP / a GEMM one
     elementwise_traffic_frac: float = 1.0  # DRAM bytes an elementwise op moves / its counted bytes
 
     def dram_bytes(self, op):
@@ -88,19 +91,22 @@ class PowerModel:
 EIGHT_BIT_DTYPES = frozenset({"fp8", "int8"})
 
 
-def tensor_work(kind: str, flops, dtype: str, eight_bit_energy_frac: float):
+def tensor_work(kind: str, flops, dtype: str, eight_bit_energy_frac: float, attention_energy_frac: float = 1.0):
     """Tensor-core work of an op in bf16-FLOP energy units: FLOPs, × ``eight_bit_energy_frac`` for 8-bit
-    dtypes (``PowerParams.tensor_8bit_energy_frac``); 0 for kinds off the tensor cores."""
+    dtypes (``PowerParams.tensor_8bit_energy_frac``), × ``attention_energy_frac`` for ``SOFTMAX_KINDS``
+    (``PowerParams.attention_flop_energy_frac``); 0 for kinds off the tensor cores."""
     if kind not in TENSOR_KINDS:
         return 0.0
-    return flops * eight_bit_energy_frac if dtype in EIGHT_BIT_DTYPES else flops
+    work = flops * eight_bit_energy_frac if dtype in EIGHT_BIT_DTYPES else flops
+    return work * attention_energy_frac if kind in SOFTMAX_KINDS else work
 
 
 def op_work(pm: PowerModel, op):
     """(SM energy at boost in J, DRAM bytes) of one execution of ``op``: what its dynamic energy is spent
     on. SM energy: tensor work (``tensor_work``) plus, for ``STAGED_KINDS``, its DRAM bytes staged into it."""
     dram = pm.dram_bytes(op)
-    sm = pm.tensor_j_per_flop * tensor_work(op.kind, op.flops, op.compute_dtype, pm.tensor_8bit_energy_frac)
+    sm = pm.tensor_j_per_flop * tensor_work(op.kind, op.flops, op.compute_dtype, pm.tensor_8bit_energy_frac,
+                                            pm.attention_flop_energy_frac)
     return (sm + pm.stage_j_per_byte * dram if op.kind in STAGED_KINDS else sm), dram
 
 
@@ -149,7 +155,7 @@ def power_model(hw, prm, state="sustained", power_cap_w=None, sm_clock_hz=None) 
                       p.stage_power_frac * hw.tdp_w / hw.memory_bandwidth_bytes_per_s, dram_j,
                       min(p.hbm_device_j_per_byte, dram_j), p.voltage_exponent, cap,
                       phi_max, min(p.min_clock_frac, phi_max), hw.boost_clock_hz, hw, p.tensor_8bit_energy_frac,
-                      elementwise_traffic_frac(prm))
+                      p.attention_flop_energy_frac, elementwise_traffic_frac(prm))
 
 
 def _checked(value, name: str) -> float:

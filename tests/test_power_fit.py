@@ -35,7 +35,8 @@ def _true_power(pts: pd.DataFrame, prm: EffectParams) -> np.ndarray:
     per_flop = p.tensor_power_frac * HW.tdp_w / HW.peak("bf16")
     dram_j = p.dram_power_frac * HW.tdp_w / HW.memory_bandwidth_bytes_per_s
     stage_j = p.stage_power_frac * HW.tdp_w / HW.memory_bandwidth_bytes_per_s
-    tensor = pts["tensor_flops_per_s"] + p.tensor_8bit_energy_frac * pts["tensor_8bit_flops_per_s"]
+    tensor = (pts["tensor_flops_per_s"] + p.tensor_8bit_energy_frac * pts["tensor_8bit_flops_per_s"]
+              + p.attention_flop_energy_frac * pts["attention_flops_per_s"])
     # decode attention: its DRAM bytes also pass through shared memory into the tensor cores (clock-scaled)
     staged = np.where(pts["case"].str.contains("attention_decode"), pts["dram_bytes_per_s"], 0.0)
     return (IDLE_W + p.active_power_frac * HW.tdp_w * phi ** (1 + g) + per_flop * phi ** g * tensor
@@ -65,6 +66,37 @@ def test_fit_power_recovers_the_staged_byte_energy():
     assert fitted.stage_power_frac == pytest.approx(0.2, rel=1e-3)
     assert fitted.dram_power_frac == pytest.approx(0.75, rel=1e-3)
     assert fitted.tensor_power_frac == pytest.approx(1.6, rel=1e-3)
+
+
+def _prefill_attention_rows(n: int) -> pd.DataFrame:
+    rows = []
+    for i, (b, seq) in enumerate([(4, 4096), (1, 8192), (8, 1024), (2, 8192)][:n]):
+        flops = 2 * 2.0 * b * 32 * seq * seq * 128 / 2  # QKᵀ and PV, causal half
+        rows.append({"case_id": f"attention_prefill-{i}", "kernel": "attention_prefill", "impl": "vendor",
+                     "state": "sustained", "dtype": "bf16", "batch": b, "seq": seq, "n_q_heads": 32, "n_kv_heads": 8,
+                     "head_dim": 128, "causal": True, "flops": flops, "median_s": flops / 6e14,
+                     "mean_sm_clock_hz": HW.boost_clock_hz * (0.86 - 0.01 * i), "mean_power_w": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_fit_power_recovers_the_prefill_attention_flop_energy():
+    """Flash attention drawing more per FLOP than a GEMM gives that ratio back, the GEMM terms unchanged."""
+    truth = EffectParams(impl="vendor").with_values({**TRUE, "power.attention_flop_energy_frac": 1.3})
+    states = pd.concat([_sustained_rows(), _prefill_attention_rows(3)], ignore_index=True)
+    states["mean_power_w"] = _true_power(power_points(HW, None, states), truth)
+    power = pd.DataFrame([{"run": "idle", "mean_power_w": IDLE_W, "mean_sm_clock_hz": 345e6}])
+    fitted = fit_power(HW, power, states, EffectParams(impl="vendor")).power
+    assert fitted.attention_flop_energy_frac == pytest.approx(1.3, rel=1e-3)
+    assert fitted.tensor_power_frac == pytest.approx(1.6, rel=1e-3)
+
+
+def test_with_one_prefill_attention_case_its_flop_energy_keeps_its_prior():
+    truth = EffectParams(impl="vendor").with_values({**TRUE, "power.attention_flop_energy_frac": 1.3})
+    states = pd.concat([_sustained_rows(), _prefill_attention_rows(1)], ignore_index=True)
+    states["mean_power_w"] = _true_power(power_points(HW, None, states), truth)
+    power = pd.DataFrame([{"run": "idle", "mean_power_w": IDLE_W, "mean_sm_clock_hz": 345e6}])
+    start = EffectParams(impl="vendor").with_values({"power.attention_flop_energy_frac": 0.9})
+    assert fit_power(HW, power, states, start).power.attention_flop_energy_frac == 0.9
 
 
 def test_with_one_decode_case_the_staged_energy_keeps_its_prior():

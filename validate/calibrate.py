@@ -207,8 +207,8 @@ def fit_params(hw, kernels: pd.DataFrame, impl: str, start: EffectParams, layers
             params = _fit_group(hw, rows, params, stage_fields("layers"), impl, _layer_predict)
     if impl == "vendor":
         fit_states = None if states is None else states[states["split"] == "fit"]
-        params = fit_clock_bound(states, params, hw)  # first: γ is chosen by the clocks, which β shapes
-        params = fit_power(hw, power, fit_states, params, gamma_by_clock=True)
+        params = fit_clock_bound(states, params, hw)  # first: γ is chosen by predicted clocks, which β shapes
+        params = fit_power(hw, power, fit_states, params, gamma_by_prediction=True)
         params = fit_eager_calls(hw, states, params)
     return params
 
