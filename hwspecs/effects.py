@@ -246,9 +246,8 @@ class PowerParams(_Group):
     # Energy of a prefill-attention FLOP relative to a GEMM's at the same dtype: flash attention also computes
     # exp, max and the rescale of every score on the SMs' FMA and special-function units between its two
     # tensor-core products (FlashAttention-3, arXiv 2407.08608: the exponentials are the bottleneck beside the
-    # matmuls). Prior 1 (no extra); fitted where prefill-attention cases were measured: 1.17 on an H200 (hwperf
-    # measurement 2026-12-01, states.csv: at their measured 1.66-1.75 GHz, SDPA cases held at the 700 W limit
-    # drew 6-8% more on average, up to 14%, than a GEMM's energy per FLOP explained).
+    # matmuls). Prior 1 (no extra); fitted where prefill-attention cases were measured: 1.2 on an H200 (hwperf
+    # measurement 2026-12-01, states.csv: SDPA held at its 700 W limit at 1.66-1.75 GHz).
     attention_flop_energy_frac: float = fit_field(1.0, stage="power", ge=0, le=5)
     dram_power_frac: float = fit_field(0.7, stage="power", ge=0, le=5)
     # SM work per DRAM byte of decode attention (simulator.power.STAGED_KINDS: KV bytes staged through shared

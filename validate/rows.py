@@ -60,9 +60,15 @@ def layer_model(row) -> ModelSpec:
 
 
 def layer_result(hw, row, params: EffectParams, state="burst") -> engine.PhaseResult:
-    """One measured decoder block as ``engine.layer`` predicts it: the block's mode, size and launch mode
-    (layers.csv rows are short timed loops: the "burst" state)."""
-    s = engine.make_setup(hw, layer_model(row), params, state=state)
+    """One measured decoder block as ``engine.layer`` predicts it: the block's mode, size and launch mode.
+    layers.csv rows are short timed loops ("burst"), each run at the SM clock NVML read during it
+    (``sm_clock_hz``, where below boost): the long prefill loops throttled (H200: 1.49-1.98 GHz), and timed
+    at boost their slowdown was fitted as slow elementwise kernels (elementwise efficiency 0.14 instead of
+    0.17 on the H200) and put the prefill layers' burst time 4.8% slow."""
+    clock = row.get("sm_clock_hz")
+    locked = (float(clock) if state == "burst" and clock is not None and np.isfinite(clock)
+              and 0 < clock < hw.boost_clock_hz else None)
+    s = engine.make_setup(hw, layer_model(row), params, state=state, sm_clock_hz=locked)
     tokens = int(row["seq"]) if row["mode"] == "prefill" else int(row["context"])
     return engine.layer(s, row["mode"], int(row["batch"]), tokens, as_flag(row.get("graph")))
 
