@@ -71,9 +71,16 @@ class PowerModel:
 
     def dram_bytes(self, op):
         """DRAM bytes of one execution of ``op`` as the memory controller sees them: tile re-reads (the
-        kind's rule), and for elementwise ops the unfused passes (``elementwise_traffic_frac``)."""
+        kind's rule), and for elementwise ops the unfused passes (``elementwise_traffic_frac``) where their
+        temporaries, about the op's own bytes, spill past half of L2 — as a GEMM operand does
+        (``simulator.kinds.gemm.dram_bytes``); a decode step's few-MB norms and activations stay in L2."""
         dram = KINDS[op.kind].dram_bytes(op, self.hw)
-        return dram * self.elementwise_traffic_frac if op.kind in UNFUSED_KINDS else dram
+        if op.kind not in UNFUSED_KINDS:
+            return dram
+        spills = dram > self.hw.l2_bytes / 2
+        if np.ndim(spills):
+            return dram * np.where(spills, self.elementwise_traffic_frac, 1.0)
+        return dram * self.elementwise_traffic_frac if spills else dram
 
     def power_w(self, phi, step_s, busy_s, sm_j, dram_bytes):
         """Mean board power of a pass of ``step_s`` (kernels busy ``busy_s``) at clock fraction ``phi``;
@@ -119,14 +126,15 @@ def elementwise_traffic_frac(prm) -> float:
     """DRAM bytes an elementwise op moves per byte it counts: copy efficiency / elementwise efficiency, at least 1.
 
     The op counts the fused minimum (an RMSNorm reads x and writes its output: 4 B per bf16 element), but its
-    time is calibrated on eager PyTorch layers (``MemoryParams.elementwise_efficiency_frac``, 0.14 of HBM
+    time is calibrated on eager PyTorch layers (``MemoryParams.elementwise_efficiency_frac``, 0.17 of HBM
     bandwidth on the H200), where the norm is seven kernels through fp32 temporaries (``validate/layers.py``
     ``_rms``: x.float(), pow, mean, rsqrt, two multiplies, .to(bf16); ~36 B per element), RoPE and SiLU·up
     several more. Each of those passes streams at about the copy rate, so the traffic behind the measured time
-    is the counted bytes × copy efficiency / elementwise efficiency (6.4× on the H200), and that traffic is what
-    draws DRAM power: an eager prefill layer's norms and activations are 35% of its time, and counting only
-    their minimum bytes put the GEMM phases at a clock 6% above the measured one to fill the power limit
-    (H200, states.csv). Fused elementwise kernels (efficiency at the copy rate) move their counted bytes."""
+    is the counted bytes × copy efficiency / elementwise efficiency (5.2× on the H200), and where it reaches
+    DRAM (``PowerModel.dram_bytes``) that traffic draws DRAM power: an eager prefill layer's norms and
+    activations are 28-30% of its time, and counting only their minimum bytes put its clock 4-7% above the
+    measured one to fill the power limit (H200, states.csv). Fused elementwise kernels (efficiency at the copy
+    rate) move their counted bytes."""
     m = prm.memory
     return max(1.0, m.copy_efficiency_frac / m.elementwise_efficiency_frac)
 

@@ -41,12 +41,15 @@ def test_decode_attention_draws_more_than_a_copy_at_the_same_dram_rate():
 
 @pytest.mark.parametrize("kernel", ["attention_decode", "copy"])
 def test_memory_bound_power_and_clock_follow_nvml(kernel):
-    """Sustained decode-attention and copy cases of at least 30 µs (shorter ones, eager copies above all, are
-    paced by launches): the power predicted at the measured clock within 6% of NVML's; on the held-out half
-    the settled clock within 5%, 3% on average."""
+    """Sustained decode-attention cases of at least 30 µs and copies of at least 100 µs (shorter ones are paced
+    by launches: the copies run as eager calls, and the 64 MiB one took 34.8 µs a call back to back against
+    33.3 µs replayed from a CUDA graph in kernels.csv, and drew 565 W where the model, at the graph's pace,
+    says 600): the power predicted at the measured clock within 6% of NVML's; on the held-out half the settled
+    clock within 5%, 3% on average."""
     states = read_states(MEASURED)
+    shortest_s = {"attention_decode": 30e-6, "copy": 100e-6}[kernel]
     rows = states[(states["state"] == "sustained") & (states["kernel"] == kernel)
-                  & (states["median_s"] >= 30e-6)].to_dict("records")
+                  & (states["median_s"] >= shortest_s)].to_dict("records")
     assert len(rows) >= 3
     clock_errors = []
     for r in rows:
@@ -125,6 +128,12 @@ def test_eager_elementwise_ops_draw_power_for_their_unfused_passes():
     assert power_model(hw, eager).dram_bytes(norm) == pytest.approx(6.0 * norm.hbm_bytes)
     assert power_model(hw, fused).dram_bytes(norm) == pytest.approx(norm.hbm_bytes)
     assert power_model(hw, eager).dram_bytes(gemm) == power_model(hw, fused).dram_bytes(gemm)
+    # A decode step's norm (64 tokens × 4096: 1 MB) keeps its temporaries in L2: only its counted bytes reach DRAM.
+    small = elementwise_op("norm", 64 * 4096, 64 * 4096)
+    assert power_model(hw, eager).dram_bytes(small) == pytest.approx(small.hbm_bytes)
+    # Arrays (sweeps) follow the same rule point by point.
+    both = elementwise_op("norm", np.array([64.0, 4096.0]) * 4096, np.array([64.0, 4096.0]) * 4096)
+    assert power_model(hw, eager).dram_bytes(both) == pytest.approx(both.hbm_bytes * np.array([1.0, 6.0]))
 
 
 def test_eager_prefill_layers_settle_at_the_measured_clock():

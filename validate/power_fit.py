@@ -134,9 +134,9 @@ def fit_power(hw, power: pd.DataFrame | None, states: pd.DataFrame | None, param
     (calibration on measured states) the one whose predictions of the sustained rows of ``states`` — time,
     power and settled clock, as ``validate.compare_states`` scores them — match best (``sustained_error``).
     Power at the measured clock hardly pins γ, the other terms trading against it. H200 fit half: that
-    residual is smallest at γ = 0.8 (1.8%), where the settled clocks are 2.2% off; the predictions are best
-    at 1.4-1.5 (time 2.9%, power 2.2-2.3%, clock 1.6%), where the residual is 2.6-2.8%, and from 1.3 to 1.8 they
-    are within 0.03 point of that."""
+    residual is smallest at γ = 0.6-0.8 (1.9%), where the settled clocks are 2.2-2.7% off; the predictions are
+    best at 1.4-1.5 (time 2.9%, power 2.1%, clock 1.6%), where the residual is 2.5-2.6%, and from 1.3 to 1.8
+    they are within 0.03 point of that."""
     pts = power_points(hw, power, states, params)
     idle = idle_power_w(power)
     if idle is None or len(pts) < 2:
