@@ -67,6 +67,15 @@ def _codes(packed, P: tl.constexpr, BITS: tl.constexpr):
 
 
 @triton.jit
+def _head_rows(kvh, group_size, GP: tl.constexpr, DP: tl.constexpr, NG: tl.constexpr, SUB: tl.constexpr):
+    """A program's query heads [GP], which of them exist, and in_grp [NG, 1, DP]: plane column j belongs to
+    scale group g = j // SUB."""
+    offs_h = tl.arange(0, GP)
+    in_grp = tl.arange(0, NG)[:, None, None] == (tl.arange(0, DP) // SUB)[None, None, :]
+    return kvh * group_size + offs_h, offs_h < group_size, in_grp
+
+
+@triton.jit
 def _q_plane(q_ptrs, h_ok, in_grp, qsum, P: tl.constexpr, BITS: tl.constexpr, R: tl.constexpr,
              DP: tl.constexpr, DT: tl.constexpr):
     """q's elements d = j·PB + P as the block-diagonal operand [R = NG·GP, DP]: row (g, h) holds head h's
@@ -141,12 +150,8 @@ def _quant_split_kernel(
     SUB: tl.constexpr = GROUP // PB  # a sub-tile's columns per scale group: column j is in group j // SUB
     R: tl.constexpr = NG * GP
 
-    offs_h = tl.arange(0, GP)
     offs_j = tl.arange(0, DP)
-    offs_g = tl.arange(0, NG)
-    heads = kvh * group_size + offs_h
-    h_ok = offs_h < group_size
-    in_grp = offs_g[:, None, None] == (offs_j // SUB)[None, None, :]  # [NG, 1, DP]
+    heads, h_ok, in_grp = _head_rows(kvh, group_size, GP, DP, NG, SUB)
     q_ptrs = q_ptr + b * stride_qb + heads[:, None] * stride_qh + offs_j[None, :] * PB
     dt = tl.float32 if DOT_F32 else tl.float16
     qsum = tl.zeros([NG, GP], dtype=tl.float32)
@@ -311,20 +316,10 @@ def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_
     codes, scale, _ = k
     _, Hkv, max_context, _ = codes.shape
     group_size = D // scale.shape[3]
-    if num_splits is None:
-        num_splits = _bf16.default_num_splits(B, Hkv, max_context, _bf16._num_sms(q.device))
-    tokens_per_split = triton.cdiv(triton.cdiv(max(max_context, 1), num_splits),
-                                   _bf16._SPLIT_ALIGN_TOKENS) * _bf16._SPLIT_ALIGN_TOKENS
+    num_splits, tokens_per_split, o, part, lse, lse_strides = split_buffers(q, Hkv, max_context, num_splits)
     sm_scale = 1.0 / math.sqrt(D) if sm_scale is None else sm_scale
     group = Hq // Hkv
-    o = torch.empty((B, Hq, D), device=q.device, dtype=q.dtype)
     direct = num_splits == 1
-    if direct:
-        part, lse, lse_strides = o.unsqueeze(2), o, (0, 0)
-    else:
-        part = torch.empty((B, Hq, num_splits, D), device=q.device, dtype=torch.float32)
-        lse = torch.empty((B, Hq, num_splits), device=q.device, dtype=torch.float32)
-        lse_strides = (lse.stride(0), lse.stride(1))
     _quant_split_kernel[(B, Hkv, num_splits)](
         q, codes, scale, k[2], v[0], v[1], v[2], context_lens, part, lse,
         sm_scale * _bf16._LOG2E,
@@ -337,7 +332,29 @@ def decode_attention_quant(q, k, v, context_lens, bits: int, sm_scale=None, num_
         HEAD_DIM=D, GP=_rows_per_group(group, D // group_size), BITS=bits, GROUP=group_size,
         DIRECT=direct, DOT_F32=_INTERPRET and q.dtype == torch.bfloat16,
     )
-    if not direct:
+    return merge_splits(part, lse, o, num_splits)
+
+
+def split_buffers(q, n_kv_heads: int, max_context: int, num_splits):
+    """Split-KV geometry and buffers of a decode launch (``kernels.attention_decode``'s rule):
+    (num_splits, tokens_per_split, o [B, Hq, D], part, lse, lse_strides); one split writes o directly."""
+    B, Hq, D = q.shape
+    if num_splits is None:
+        num_splits = _bf16.default_num_splits(B, n_kv_heads, max_context, _bf16._num_sms(q.device))
+    tokens_per_split = triton.cdiv(triton.cdiv(max(max_context, 1), num_splits),
+                                   _bf16._SPLIT_ALIGN_TOKENS) * _bf16._SPLIT_ALIGN_TOKENS
+    o = torch.empty((B, Hq, D), device=q.device, dtype=q.dtype)
+    if num_splits == 1:
+        return num_splits, tokens_per_split, o, o.unsqueeze(2), o, (0, 0)
+    part = torch.empty((B, Hq, num_splits, D), device=q.device, dtype=torch.float32)
+    lse = torch.empty((B, Hq, num_splits), device=q.device, dtype=torch.float32)
+    return num_splits, tokens_per_split, o, part, lse, (lse.stride(0), lse.stride(1))
+
+
+def merge_splits(part, lse, o, num_splits: int):
+    """o from the per-split partials (the bf16 kernel's reduce); nothing to do for one split."""
+    if num_splits > 1:
+        B, Hq, D = o.shape
         _bf16._decode_reduce_kernel[(B, Hq)](
             part, lse, o, part.stride(0), part.stride(1), part.stride(2), lse.stride(0), lse.stride(1),
             o.stride(0), o.stride(1), num_splits,
