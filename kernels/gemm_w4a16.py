@@ -46,6 +46,29 @@ else:
     _CONFIGS = _gpu_configs()
 
 
+@triton.jit
+def k_step(x_ptr, w_ptr, s_ptr, offs_m, offs_n, M, N, stride_xm, stride_wn, stride_sn, k0, GROUP: tl.constexpr,
+           DOT_F32: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+    """One BLOCK_K step's operands for rows ``offs_m`` of x and ``offs_n`` of W: x's even and odd elements
+    [BLOCK_M, BLOCK_K / 2], the weights' low and high nibble planes [BLOCK_N, BLOCK_K / 2] as signed codes
+    c − 8 in x's dtype (exact; no conversion before the dot), and the rows' group scale [BLOCK_N] (BLOCK_K
+    divides the group). fp32 under the interpreter, which has no 16-bit dot or bf16 arithmetic."""
+    wt = tl.float16 if DOT_F32 else x_ptr.dtype.element_ty
+    n_ok = offs_n < N
+    x = tl.load(x_ptr + offs_m[:, None].to(tl.int64) * stride_xm + (k0 + tl.arange(0, BLOCK_K))[None, :],
+                mask=(offs_m < M)[:, None], other=0.0)
+    packed = tl.load(w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + (k0 // 2 + tl.arange(0, BLOCK_K // 2))[None, :],
+                     mask=n_ok[:, None], other=0).to(tl.int16)
+    scale = tl.load(s_ptr + offs_n.to(tl.int64) * stride_sn + k0 // GROUP, mask=n_ok, other=0.0)
+    x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
+    w_even = codes_as_float(packed, 0, 4, 8.0, wt)
+    w_odd = codes_as_float(packed, 4, 4, 8.0, wt)
+    if DOT_F32:
+        x_even, x_odd, w_even, w_odd = x_even.to(tl.float32), x_odd.to(tl.float32), w_even.to(tl.float32), \
+            w_odd.to(tl.float32)
+    return x_even, x_odd, w_even, w_odd, scale
+
+
 # reset_to_zero: split-K adds into y, and the autotuner runs every config on the same y.
 @triton.autotune(configs=_CONFIGS, key=["M", "N", "K", "SPLIT_K"],
                  prune_configs_by={"early_config_prune": _prune}, reset_to_zero=["y_ptr"])
@@ -57,7 +80,8 @@ def _w4a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, k_per_split,
     """Program (m tile, n tile, k split). SPLIT_K > 1: each split adds its partial sum into an fp32 y.
 
     Byte j of a weight row holds elements 2j (low nibble) and 2j + 1 (high), so the program loads the
-    [BLOCK_N, BLOCK_K / 2] bytes once, turns each nibble plane into a tile in x's dtype (``kernels._common.codes_as_float``) and
+    [BLOCK_N, BLOCK_K / 2] bytes once, turns each nibble plane into a tile in x's dtype
+    (``kernels._common.codes_as_float``, in ``k_step``) and
     multiplies it by the matching half of x (x[:, 0::2] and x[:, 1::2], split from one contiguous load):
     no interleaving shuffles, no conversions. Skinny tiles (BLOCK_M ≤ 32) apply the group scale to the
     [BLOCK_M, BLOCK_N] partial product instead of the weights (fewer multiplies).
@@ -67,27 +91,11 @@ def _w4a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, k_per_split,
     pid_k = tl.program_id(2)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    m_ok = offs_m < M
-    n_ok = offs_n < N
-    offs_k = tl.arange(0, BLOCK_K)
-    offs_j = tl.arange(0, BLOCK_K // 2)
-    x_rows = x_ptr + offs_m[:, None].to(tl.int64) * stride_xm
-    w_row = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn
-    s_row = s_ptr + offs_n.to(tl.int64) * stride_sn
-    # the weights' dtype: x's (no conversion before the dot); the interpreter has no bf16 arithmetic
-    wt = tl.float16 if DOT_F32 else x_ptr.dtype.element_ty
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     k_lo = pid_k * k_per_split
     for k0 in range(k_lo, k_lo + k_per_split, BLOCK_K):
-        x = tl.load(x_rows + (k0 + offs_k)[None, :], mask=m_ok[:, None], other=0.0)
-        packed = tl.load(w_row + (k0 // 2 + offs_j)[None, :], mask=n_ok[:, None], other=0).to(tl.int16)
-        scale = tl.load(s_row + k0 // GROUP, mask=n_ok, other=0.0)
-        x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
-        w_even = codes_as_float(packed, 0, 4, 8.0, wt)  # signed code c − 8, exact, in x's dtype
-        w_odd = codes_as_float(packed, 4, 4, 8.0, wt)
-        if DOT_F32:  # the interpreter has no 16-bit dot
-            x_even, x_odd, w_even, w_odd = x_even.to(tl.float32), x_odd.to(tl.float32), w_even.to(tl.float32), \
-                w_odd.to(tl.float32)
+        x_even, x_odd, w_even, w_odd, scale = k_step(x_ptr, w_ptr, s_ptr, offs_m, offs_n, M, N, stride_xm,
+                                                     stride_wn, stride_sn, k0, GROUP, DOT_F32, BLOCK_M, BLOCK_K)
         if BLOCK_M <= 32:
             part = tl.dot(x_even, tl.trans(w_even))
             part = tl.dot(x_odd, tl.trans(w_odd), part)
@@ -97,7 +105,7 @@ def _w4a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, k_per_split,
             acc = tl.dot(x_even, tl.trans(w_even * s_col), acc)
             acc = tl.dot(x_odd, tl.trans(w_odd * s_col), acc)
     y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * stride_ym + offs_n[None, :]
-    mask = m_ok[:, None] & n_ok[None, :]
+    mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
     if SPLIT_K == 1:
         tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=mask)
     else:
@@ -130,10 +138,8 @@ def dequantize(packed: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     return ((c - 8).float().unflatten(1, (-1, group)) * scales.float()[..., None]).flatten(1)
 
 
-def gemm_w4a16(x: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """y = x @ dequant(packed, scales)ᵀ. x: [M, K] fp16/bf16 (unit stride in K); packed: [N, K/2] uint8;
-    scales: [N, K/G] fp16 with G a multiple of 128 (the largest BLOCK_K). Returns [M, N]. Skinny M splits
-    K (``split_k``) into an fp32 buffer then casts."""
+def check(x: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor) -> tuple[int, int, int, int, int]:
+    """Validate a W4A16 call; (M, N, K, group size, K splits)."""
     if x.ndim != 2 or x.dtype not in (torch.float16, torch.bfloat16) or x.stride(1) != 1:
         raise ValueError(f"x must be [M, K] fp16/bf16 with unit stride in K, got {x.dtype} {tuple(x.shape)}")
     require_gpu("x", x)
@@ -148,7 +154,14 @@ def gemm_w4a16(x: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor) -> t
     if group % step:
         raise ValueError(f"group_size must be a multiple of {step}, got {group}")
     n_sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
-    splits = split_k(M, N, K, n_sms)
+    return M, N, K, group, split_k(M, N, K, n_sms)
+
+
+def gemm_w4a16(x: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """y = x @ dequant(packed, scales)ᵀ. x: [M, K] fp16/bf16 (unit stride in K); packed: [N, K/2] uint8;
+    scales: [N, K/G] fp16 with G a multiple of 128 (the largest BLOCK_K). Returns [M, N]. Skinny M splits
+    K (``split_k``) into an fp32 buffer then casts."""
+    M, N, K, group, splits = check(x, packed, scales)
     y = (torch.zeros if splits > 1 else torch.empty)((M, N), device=x.device,
                                                      dtype=torch.float32 if splits > 1 else x.dtype)
 

@@ -152,3 +152,42 @@ def test_token_major_candidate_moves_packed_bytes_through_shared_memory(candidat
     dp = 128 * bits // 8
     assert f"128x{dp}xi8" in allocs and f"{dp}x128xi8" in allocs
     assert not {f"128x{dp}xf16", f"{dp}x128xf16"} & set(allocs)
+
+
+# ---- the swapped W4A16 candidate (benchmarks/w4a16_swap.py), not yet measured on a GPU -----------------------
+
+@pytest.mark.parametrize("m,n,k", [(1, 70, 256), (17, 33, 128), (40, 96, 384), (3, 40, 2048)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_w4a16_swap_candidate_matches_reference(m, n, k, dtype):
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import w4a16_swap
+
+    g = torch.Generator().manual_seed(m * 5 + n)
+    x = torch.randn(m, k, generator=g).to(dtype).to(DEVICE)
+    packed, scales = w4.quantize(torch.randn(n, k, generator=g).to(DEVICE), 128)
+    exact = w4.reference(x, packed, scales, dtype=torch.float64)
+    y = w4a16_swap.gemm_w4a16_swap(x, packed, scales)
+    assert y.shape == (m, n) and y.dtype == dtype
+    assert rel_err(y, exact) <= 2 * rel_err(w4.gemm_w4a16(x, packed, scales), exact) + 1e-4
+    with pytest.raises(ValueError, match="M must be ≤ 64"):
+        w4a16_swap.gemm_w4a16_swap(torch.zeros(65, k, dtype=dtype, device=DEVICE), packed, scales)
+
+
+def test_w4a16_swap_candidate_moves_packed_weights_through_shared_memory():
+    """Compiled for sm_90 in a process without the interpreter: the weight tile crosses shared memory as
+    uint8 [BLOCK_N, BLOCK_K / 2]; only x's two [16, BLOCK_K / 2] halves are 16-bit."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "w4a16_swap.py"), "--ttgir"],
+                         env={**os.environ, "TRITON_INTERPRET": "0", "PYTHONPATH": str(root)},
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    allocs = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "128x64xi8" in allocs
+    assert all(a.startswith("16x") for a in allocs if not a.endswith("xi8"))
