@@ -60,7 +60,16 @@ EXTRA2_DECODES = ((16, 8192, 32, 8, 128), (4, 65536, 32, 8, 128), (96, 4096, 64,
 EXTRA2_COPIES = (16 * 2**20, 4 * 2**30)
 EXTRA2_LAYER_STEPS = (("prefill", 1, 4096, False), ("prefill", 2, 2048, False), ("prefill", 8, 512, False),
                       ("decode", 16, 2048, True))
-CASE_SETS = ("full", "quick", "extra", "extra2")
+# --states-set fp8dram (mainly for ``python -m validate.dram --set fp8dram``): the fp8 GEMM re-read question of
+# issue 9 (predicted DRAM bytes 16.7% off ncu, B re-read ~2.3x at M = 2048-4096 whatever the band count).
+# K swept at m = n = 4096 and M swept at n = k = 8192, each fp8 shape with its bf16 twin (same tiles per
+# byte count differ), so the L2 working-set rule can be read off one variable at a time; 20 cases.
+FP8DRAM_SHAPES: tuple[tuple[int, int, int], ...] = (
+    (4096, 4096, 1024), (4096, 4096, 2048), (4096, 4096, 8192), (4096, 4096, 16384),
+    (512, 8192, 8192), (1024, 8192, 8192), (4096, 8192, 8192), (6144, 8192, 8192),
+    (2048, 16384, 8192), (2048, 8192, 16384),
+)
+CASE_SETS = ("full", "quick", "extra", "extra2", "fp8dram")
 
 # --quick: one small case per kind (seconds in all), for smoke tests
 QUICK_BF16_GEMMS = ((1024, 4096, 4096), (16, 4096, 4096))
@@ -107,17 +116,19 @@ def _from_group(group: Group) -> StateCase:
                      make_fns=make_fns, counts=group.counts)
 
 
-def _pick(case_set: str, full, quick, extra, extra2=()):
-    return {"full": full, "quick": quick, "extra": extra, "extra2": extra2}[case_set]
+def _pick(case_set: str, full, quick, extra, extra2=(), fp8dram=()):
+    return {"full": full, "quick": quick, "extra": extra, "extra2": extra2, "fp8dram": fp8dram}[case_set]
 
 
 def _gemm_cases(torch, kern: Kernels, case_set: str, fp8_ok: bool) -> list[StateCase]:
     from validate.cases.gemm import _gemm_group, llama_linears
 
     linears = llama_linears()
-    shapes = [(s, "bf16") for s in _pick(case_set, BF16_GEMMS, QUICK_BF16_GEMMS, EXTRA_BF16_GEMMS, EXTRA2_BF16_GEMMS)]
+    shapes = [(s, "bf16") for s in _pick(case_set, BF16_GEMMS, QUICK_BF16_GEMMS, EXTRA_BF16_GEMMS, EXTRA2_BF16_GEMMS,
+                                         FP8DRAM_SHAPES)]
     if fp8_ok:
-        shapes += [(s, "fp8") for s in _pick(case_set, FP8_GEMMS, (), EXTRA_FP8_GEMMS, EXTRA2_FP8_GEMMS)]
+        shapes += [(s, "fp8") for s in _pick(case_set, FP8_GEMMS, (), EXTRA_FP8_GEMMS, EXTRA2_FP8_GEMMS,
+                                             FP8DRAM_SHAPES)]
     return [_from_group(_gemm_group(torch, kern, m, n, k, dtype, False, linears))
             for (m, n, k), dtype in shapes]
 
@@ -180,7 +191,8 @@ def _layer_step(dims, mode: str, batch: int, length: int) -> Callable[[], Any]:
 
 def state_cases(torch, kern: Kernels, quick: bool = False, fp8_ok: bool = True,
                 case_set: str | None = None) -> list[StateCase]:
-    """Every state case of ``case_set`` ("full", "quick" — also ``quick=True`` — "extra" or "extra2") in run
+    """Every state case of ``case_set`` ("full", "quick" — also ``quick=True`` — "extra", "extra2" or
+    "fp8dram": GEMMs only) in run
     order: GEMMs, prefill, decode, copies, then layer steps. Nothing is allocated until a case's
     ``make_fns`` is called."""
     case_set = case_set or ("quick" if quick else "full")
