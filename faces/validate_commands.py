@@ -29,8 +29,8 @@ def register(app: typer.Typer, friendly, UserError) -> None:
                                                           help="with --only-states: full (default), extra or "
                                                           "extra2 (more cases per class, to merge into a full "
                                                           "run with python -m validate.states_merge), or "
-                                                          "fp8dram (fp8 GEMMs and bf16 twins swept in K and M, "
-                                                          "for their ncu DRAM bytes)"),
+                                                          "dram (fp8 GEMMs with bf16 twins swept in K and M, "
+                                                          "Triton copies: for their ncu DRAM bytes)"),
                  multi_gpu: bool = typer.Option(False, "--multi-gpu", help="collectives (1 KB-1 GB) and tensor-"
                                                 "parallel Llama-3-8B-shaped layers over every visible GPU, one "
                                                 "process each (validate/multi_gpu.py)")):

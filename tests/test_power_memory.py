@@ -149,3 +149,23 @@ def test_eager_prefill_layers_settle_at_the_measured_clock():
     errors = [abs(predict_state_row(hw, r, cal)[2] / r["mean_sm_clock_hz"] - 1) for r in rows]
     assert len(errors) >= 3
     assert np.mean(errors) <= 0.03
+
+
+def test_a_copy_ncu_saw_is_scored_and_one_it_did_not_is_skipped():
+    """DRAM scoring of copies: a Triton stream copy has an ncu count (read = written = its bytes when it
+    streams), a device copy_ (driver memcpy) has none and must be skipped, not scored as zero."""
+    import pandas as pd
+
+    from validate.dram_compare import compare_dram
+    n = 2**30
+    rows = pd.DataFrame([
+        {"case_id": "copy-triton-bytes1073741824", "kernel": "copy", "impl": "triton", "dtype": None, "bytes": n,
+         "dram_read_bytes": float(n), "dram_write_bytes": float(n)},
+        {"case_id": "copy-vendor-bytes1073741824", "kernel": "copy", "impl": "vendor", "dtype": None, "bytes": n,
+         "dram_read_bytes": float("nan"), "dram_write_bytes": float("nan")},
+    ])
+    cases = compare_dram(H200, rows)
+    assert list(cases["case_id"]) == ["copy-triton-bytes1073741824"]
+    (row,) = cases.to_dict("records")
+    assert row["class"] == "copy" and row["minimum_bytes"] == 2 * n
+    assert abs(row["total_error_frac"]) < 0.01 and abs(row["read_error_frac"]) < 0.01

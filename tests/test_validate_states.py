@@ -434,17 +434,21 @@ def test_extra2_set_adds_new_cases_only():
         cases_mod.state_cases(torch, Kernels(), case_set="extra3")
 
 
-def test_fp8dram_set_sweeps_one_variable_at_a_time_with_bf16_twins():
-    """--states-set fp8dram (for validate.dram's ncu run): GEMMs only, each fp8 shape beside its bf16 twin,
-    K swept at m = n = 4096 and M at n = k = 8192, and no case id an earlier set already measured."""
+def test_dram_set_sweeps_fp8_one_variable_at_a_time_and_adds_copies_ncu_can_see():
+    """--states-set dram (for validate.dram's ncu run): each fp8 GEMM beside its bf16 twin, K swept at
+    m = n = 4096 and M at n = k = 8192; copies through the Triton kernel (a copy_ is a memcpy ncu does not
+    profile); no case id an earlier set already measured."""
     torch = pytest.importorskip("torch")
-    cases = cases_mod.state_cases(torch, Kernels(), case_set="fp8dram", fp8_ok=True)
-    assert {c.kernel for c in cases} == {"gemm"}
-    shapes = {d: sorted((c.shape["m"], c.shape["n"], c.shape["k"]) for c in cases if c.shape["dtype"] == d)
+    cases = cases_mod.state_cases(torch, Kernels(), case_set="dram", fp8_ok=True)
+    assert {c.kernel for c in cases} == {"gemm", "copy"}
+    gemms = [c for c in cases if c.kernel == "gemm"]
+    shapes = {d: sorted((c.shape["m"], c.shape["n"], c.shape["k"]) for c in gemms if c.shape["dtype"] == d)
               for d in ("fp8", "bf16")}
     assert shapes["fp8"] == shapes["bf16"] and len(shapes["fp8"]) == 10
     assert len({k for m, n, k in shapes["fp8"] if (m, n) == (4096, 4096)}) == 4
     assert len({m for m, n, k in shapes["fp8"] if (n, k) == (8192, 8192)}) == 4
+    copies = [c for c in cases if c.kernel == "copy"]
+    assert {c.impl for c in copies} == {"triton"} and sorted(c.shape["bytes"] for c in copies) == [2**26, 2**30]
     earlier = {c.case_id for s in ("full", "extra", "extra2") for c in cases_mod.state_cases(torch, Kernels(),
                                                                                                case_set=s)}
     assert not {c.case_id for c in cases} & earlier

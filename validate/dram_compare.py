@@ -1,9 +1,10 @@
 """Predicted DRAM bytes (``KernelPrediction.dram_bytes``: tile re-reads past L2 included) against Nsight
 Compute's counts in ``dram_bytes.csv`` (:mod:`validate.dram`), per kernel case and per class.
 
-Classes: GEMMs by dtype (``gemm_bf16``, ``gemm_fp8``), prefill and decode attention. Copies have no ncu
-count (a device ``copy_`` runs the driver's memcpy, which ncu does not profile) and layer steps are sums of
-kernels each profiled from flushed caches (an upper bound), so neither is scored.
+Classes: GEMMs by dtype (``gemm_bf16``, ``gemm_fp8``), prefill and decode attention, and copies where ncu
+saw a kernel: a device ``copy_`` runs the driver's memcpy, which ncu does not profile (no count, skipped),
+so ``--states-set dram`` measures the Triton stream copy instead. Layer steps are sums of kernels each
+profiled from flushed caches (an upper bound) and are not scored.
 
 Two errors per case, both (predicted − measured) / measured:
 
@@ -31,7 +32,7 @@ import simulator
 from simulator import kinds
 from validate.rows import kernel_shape
 
-SCORED_KERNELS = ("gemm", "attention_prefill", "attention_decode")
+SCORED_KERNELS = ("gemm", "attention_prefill", "attention_decode", "copy")
 CASE_COLUMNS = ("case_id", "class", "measured_read_bytes", "measured_write_bytes", "predicted_read_bytes",
                 "predicted_write_bytes", "minimum_bytes", "total_error_frac", "read_error_frac")
 

@@ -60,16 +60,19 @@ EXTRA2_DECODES = ((16, 8192, 32, 8, 128), (4, 65536, 32, 8, 128), (96, 4096, 64,
 EXTRA2_COPIES = (16 * 2**20, 4 * 2**30)
 EXTRA2_LAYER_STEPS = (("prefill", 1, 4096, False), ("prefill", 2, 2048, False), ("prefill", 8, 512, False),
                       ("decode", 16, 2048, True))
-# --states-set fp8dram (mainly for ``python -m validate.dram --set fp8dram``): the fp8 GEMM re-read question of
-# issue 9 (predicted DRAM bytes 16.7% off ncu, B re-read ~2.3x at M = 2048-4096 whatever the band count).
-# K swept at m = n = 4096 and M swept at n = k = 8192, each fp8 shape with its bf16 twin (same tiles per
-# byte count differ), so the L2 working-set rule can be read off one variable at a time; 20 cases.
-FP8DRAM_SHAPES: tuple[tuple[int, int, int], ...] = (
+# --states-set dram (for the ncu DRAM bytes it also records): the two classes issue 9's DRAM check cannot score
+# yet. fp8 GEMMs (predicted 16.7% off ncu, B re-read ~2.3x at M = 2048-4096 whatever the band count): K swept
+# at m = n = 4096 and M at n = k = 8192, each fp8 shape with its bf16 twin, so the L2 working-set rule can be
+# read off one variable at a time. Copies: a device copy_ is a driver memcpy ncu does not profile, so the
+# Triton stream copy (kernels/kv_copy.py) stands in, 64 MiB and 1 GiB. 22 cases; keep them out of states.csv
+# (the copy rows are impl "triton").
+DRAM_GEMM_SHAPES: tuple[tuple[int, int, int], ...] = (
     (4096, 4096, 1024), (4096, 4096, 2048), (4096, 4096, 8192), (4096, 4096, 16384),
     (512, 8192, 8192), (1024, 8192, 8192), (4096, 8192, 8192), (6144, 8192, 8192),
     (2048, 16384, 8192), (2048, 8192, 16384),
 )
-CASE_SETS = ("full", "quick", "extra", "extra2", "fp8dram")
+DRAM_TRITON_COPIES = (64 * 2**20, 2**30)
+CASE_SETS = ("full", "quick", "extra", "extra2", "dram")
 
 # --quick: one small case per kind (seconds in all), for smoke tests
 QUICK_BF16_GEMMS = ((1024, 4096, 4096), (16, 4096, 4096))
@@ -99,9 +102,10 @@ class StateCase:
     counts: Callable[[], tuple[int | None, int | None]]  # (flops, hbm_bytes)
 
 
-def _from_group(group: Group) -> StateCase:
-    """The vendor variant of a catalogue group as a state case (same id, shape and counts)."""
-    (variant,) = [v for v in group.variants if v.impl == "vendor"]
+def _from_group(group: Group, impl: str = "vendor") -> StateCase:
+    """One variant of a catalogue group (the vendor library's by default) as a state case (same id, shape and
+    counts)."""
+    (variant,) = [v for v in group.variants if v.impl == impl]
 
     def make_fns(n: int):
         return [variant.make(group.make_set()) for _ in range(max(1, n))]
@@ -111,13 +115,13 @@ def _from_group(group: Group) -> StateCase:
         shape.setdefault("paged", False)
     # A device copy_ captured in a CUDA graph becomes a memcpy node run by the copy engines (1 GiB: 2.7
     # TB/s vs 4.26 TB/s for the kernel an eager copy_ launches): copies are timed as eager calls.
-    return StateCase(case_id=group.case_id("vendor"), kernel=group.kernel, impl="vendor",
+    return StateCase(case_id=group.case_id(impl), kernel=group.kernel, impl=impl,
                      shape=shape, graph=group.kernel != "copy", set_bytes=group.set_bytes if group.rotate else 0,
                      make_fns=make_fns, counts=group.counts)
 
 
-def _pick(case_set: str, full, quick, extra, extra2=(), fp8dram=()):
-    return {"full": full, "quick": quick, "extra": extra, "extra2": extra2, "fp8dram": fp8dram}[case_set]
+def _pick(case_set: str, full, quick, extra, extra2=(), dram=()):
+    return {"full": full, "quick": quick, "extra": extra, "extra2": extra2, "dram": dram}[case_set]
 
 
 def _gemm_cases(torch, kern: Kernels, case_set: str, fp8_ok: bool) -> list[StateCase]:
@@ -125,10 +129,10 @@ def _gemm_cases(torch, kern: Kernels, case_set: str, fp8_ok: bool) -> list[State
 
     linears = llama_linears()
     shapes = [(s, "bf16") for s in _pick(case_set, BF16_GEMMS, QUICK_BF16_GEMMS, EXTRA_BF16_GEMMS, EXTRA2_BF16_GEMMS,
-                                         FP8DRAM_SHAPES)]
+                                         DRAM_GEMM_SHAPES)]
     if fp8_ok:
         shapes += [(s, "fp8") for s in _pick(case_set, FP8_GEMMS, (), EXTRA_FP8_GEMMS, EXTRA2_FP8_GEMMS,
-                                             FP8DRAM_SHAPES)]
+                                             DRAM_GEMM_SHAPES)]
     return [_from_group(_gemm_group(torch, kern, m, n, k, dtype, False, linears))
             for (m, n, k), dtype in shapes]
 
@@ -149,8 +153,10 @@ def _attention_cases(torch, kern: Kernels, case_set: str) -> list[StateCase]:
 def _copy_cases(torch, kern: Kernels, case_set: str) -> list[StateCase]:
     from validate.cases.copies import copy_groups
 
-    sizes = _pick(case_set, COPIES, QUICK_COPIES, EXTRA_COPIES, EXTRA2_COPIES)
     groups = {g.shape["bytes"]: g for g in copy_groups(torch, kern, SweepConfig.full())}
+    if case_set == "dram":
+        return [_from_group(groups[nbytes], "triton") for nbytes in DRAM_TRITON_COPIES]
+    sizes = _pick(case_set, COPIES, QUICK_COPIES, EXTRA_COPIES, EXTRA2_COPIES)
     return [_from_group(groups[nbytes]) for nbytes in sizes]
 
 
@@ -192,7 +198,7 @@ def _layer_step(dims, mode: str, batch: int, length: int) -> Callable[[], Any]:
 def state_cases(torch, kern: Kernels, quick: bool = False, fp8_ok: bool = True,
                 case_set: str | None = None) -> list[StateCase]:
     """Every state case of ``case_set`` ("full", "quick" — also ``quick=True`` — "extra", "extra2" or
-    "fp8dram": GEMMs only) in run
+    "dram": fp8 GEMMs with bf16 twins and Triton copies) in run
     order: GEMMs, prefill, decode, copies, then layer steps. Nothing is allocated until a case's
     ``make_fns`` is called."""
     case_set = case_set or ("quick" if quick else "full")
