@@ -172,7 +172,7 @@ def sweep_table(df):
                          "TPOT": df.tpot_s.map(display.seconds),
                          "decode tok/s": df.decode_tokens_per_s.map(lambda x: f"{x:,.0f}"),
                          "memory / GPU": df.peak_memory_bytes.map(display.gib),
-                         "fits": df.fits.map({True: "✓", False: "✗"}) + " " + df.limit})
+                         "fits": df.fits.map({True: "✓", False: "✗"}) + " " + df.limit.astype(str)})
 
 
 def power_sweep(hw_id: str, model_id: str, scenario: workloads.Scenario, calibration):

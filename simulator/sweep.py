@@ -100,6 +100,9 @@ def sweep(hardware, model, calibration="auto", **axes) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
+_LIMITS = ("", "context", "memory")
+
+
 def _slices(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
@@ -181,6 +184,9 @@ def _sweep_block(s: Setup, b, p, t, cuda_graph, fields, cat) -> pd.DataFrame:
         "energy_per_output_token_j": flat((np.asarray(pf.energy_j)[..., None] + dt.energy_j) / (B * T)),
         "max_concurrency": flat(memory.max_concurrency(s, P, T, block_tokens, frac, chunk)),
         "fits": flat(mem_fits & ctx_fits),
-        "limit": flat(np.where(~ctx_fits, "context", np.where(~mem_fits, "memory", ""))),
+        # why a point does not fit ("" if it does), as a categorical: a million-row string column costs more
+        # to build than the model (context is checked first)
+        "limit": pd.Categorical.from_codes(flat(np.where(~ctx_fits, 1, np.where(~mem_fits, 2, 0))).astype(np.int8),
+                                           _LIMITS),
     })
     return pd.DataFrame(cols)
