@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from simulator.kinds import KINDS
+from simulator.kinds.base import past_l2, xp_for
 
 STATES = ("sustained", "burst")
 # Kinds whose FLOPs run on the tensor cores; the rest (norms, activations) are counted in the active power.
@@ -72,15 +73,12 @@ class PowerModel:
     def dram_bytes(self, op):
         """DRAM bytes of one execution of ``op`` as the memory controller sees them: tile re-reads (the
         kind's rule), and for elementwise ops the unfused passes (``elementwise_traffic_frac``) where their
-        temporaries, about the op's own bytes, spill past half of L2 — as a GEMM operand does
-        (``simulator.kinds.gemm.dram_bytes``); a decode step's few-MB norms and activations stay in L2."""
+        temporaries, about the op's own bytes, spill past half of L2 (``simulator.kinds.base.past_l2``, the GEMM
+        operands' rule); a decode step's few-MB norms and activations stay in L2."""
         dram = KINDS[op.kind].dram_bytes(op, self.hw)
         if op.kind not in UNFUSED_KINDS:
             return dram
-        spills = dram > self.hw.l2_bytes / 2
-        if np.ndim(spills):
-            return dram * np.where(spills, self.elementwise_traffic_frac, 1.0)
-        return dram * self.elementwise_traffic_frac if spills else dram
+        return past_l2(dram, self.elementwise_traffic_frac, self.hw, xp_for(dram))
 
     def power_w(self, phi, step_s, busy_s, sm_j, dram_bytes):
         """Mean board power of a pass of ``step_s`` (kernels busy ``busy_s``) at clock fraction ``phi``;

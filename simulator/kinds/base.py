@@ -174,6 +174,13 @@ def xp_for(*values):
     return np if any(isinstance(v, np.ndarray) for v in values) else _Scalar
 
 
+def past_l2(nbytes, times, hw, xp):
+    """``nbytes`` read ``times`` times where they exceed half of ``hw``'s L2 (they do not stay resident
+    between passes), once where they fit: the DRAM re-read rule of GEMM operands
+    (``simulator.kinds.gemm.dram_bytes``) and of eager elementwise temporaries (``simulator.power``)."""
+    return nbytes * xp.where(nbytes > hw.l2_bytes / 2, times, 1.0)
+
+
 def need(value, what: str):
     """A required rate (a link), or a clear error naming what is missing."""
     if value is None:

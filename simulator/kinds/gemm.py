@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from hwspecs.schema import DTYPE_BYTES
-from simulator.kinds.base import Op, OpKind, ShapeField, xp_for
+from simulator.kinds.base import Op, OpKind, ShapeField, past_l2, xp_for
 
 NAME = "gemm"
 
@@ -204,14 +204,11 @@ def dram_bytes(op: Op, hw) -> float:
     # B: the weights, or (a kernel benchmark multiplying two activations) the rest of what it reads
     benchmark = isinstance(op.weight_bytes, float) and op.weight_bytes == 0.0
     b = op.act_read_bytes - a if benchmark else op.weight_bytes
-    half_l2 = hw.l2_bytes / 2
     tile_m, tile_n = DRAM_TILE_8BIT if op.compute_dtype in ("fp8", "int8") else DRAM_TILE
     wave_n = max(1, hw.n_sms // DRAM_GROUP_M)
     a_bands = xp.maximum(1.0, xp.ceil(n / (tile_n * wave_n)))
     b_bands = xp.maximum(1.0, xp.ceil(m / (tile_m * DRAM_GROUP_M)))
-    a_reads = a * xp.where(a > half_l2, a_bands, 1.0)
-    b_reads = b * xp.where(b > half_l2, b_bands, 1.0)
-    return a_reads + b_reads + op.act_write_bytes
+    return past_l2(a, a_bands, hw, xp) + past_l2(b, b_bands, hw, xp) + op.act_write_bytes
 
 
 KIND = OpKind(
